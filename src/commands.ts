@@ -1,0 +1,253 @@
+/**
+ * printernizer-stats <command>: the daemon (`run`, the default), the simulated-printer demo, the collector, and
+ * one-shot commands that do what the API does on the same data directory (safe beside a running daemon: WAL).
+ */
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { Daemon } from './app.js';
+import { type Config, ConfigError, loadConfigFile } from './config.js';
+import { DatabaseOpenError, databasePath, openDatabase } from './db/open.js';
+import { DataDirLockedError } from './lock.js';
+import { createLogger, silentLogger } from './log.js';
+import { createDriver } from './printers/drivers.js';
+import { resolveRuntime, type Runtime, type RuntimeFlags, UsageError } from './runtime.js';
+import { appVersion, effectiveTimezone } from './stats/privacy.js';
+import { UsageRepository } from './stats/repository.js';
+import { UsageStatsService } from './stats/service.js';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+const COMMON_OPTIONS = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  run(values: Record<string, string | boolean | undefined>): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  run: {
+    summary: 'run the daemon (the default command)',
+    usage: 'run [--config FILE] [--data-dir DIR] [--port N] [--host ADDR]',
+    options: { ...COMMON_OPTIONS, port: { type: 'string' }, host: { type: 'string' } },
+    run: (values) => runDaemon(values as RuntimeFlags),
+  },
+  demo: {
+    summary: 'run the daemon against built-in simulated printers on a throwaway data directory',
+    usage: 'demo [--port N] [--host ADDR] [--speed N] [--data-dir DIR]',
+    options: { port: { type: 'string' }, host: { type: 'string' }, speed: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    run: async (values) => {
+      const { runDemo } = await import('./demo.js');
+      return runDemo(values as { port?: string; host?: string; speed?: string; 'data-dir'?: string });
+    },
+  },
+  status: {
+    summary: 'show the statistics status (as GET /api/v1/usage-stats/status)',
+    usage: 'status [--config FILE] [--data-dir DIR]',
+    options: COMMON_OPTIONS,
+    run: (values) => withService(values, (service) => print(service.getStatus())),
+  },
+  export: {
+    summary: 'export every stored event and setting as JSON',
+    usage: 'export [--output FILE] [--config FILE] [--data-dir DIR]',
+    options: { ...COMMON_OPTIONS, output: { type: 'string', short: 'o' } },
+    run: (values) =>
+      withService(values, (service) => {
+        const text = `${JSON.stringify(service.exportStats(), null, 2)}\n`;
+        if (typeof values.output === 'string') {
+          writeFileSync(values.output, text);
+          process.stderr.write(`wrote ${values.output}\n`);
+        } else process.stdout.write(text);
+        return EXIT.ok;
+      }),
+  },
+  'opt-in': {
+    summary: 'enable anonymous usage statistics (creates an installation id once)',
+    usage: 'opt-in [--config FILE] [--data-dir DIR]',
+    options: COMMON_OPTIONS,
+    run: (values) =>
+      withService(values, (service) => {
+        const { installation_id } = service.optIn();
+        return print({ success: true, installation_id, message: 'Usage statistics enabled.' });
+      }),
+  },
+  'opt-out': {
+    summary: 'disable usage statistics (local data is kept)',
+    usage: 'opt-out [--config FILE] [--data-dir DIR]',
+    options: COMMON_OPTIONS,
+    run: (values) =>
+      withService(values, (service) => {
+        service.optOut();
+        return print({
+          success: true,
+          installation_id: service.installationId(),
+          message: 'Usage statistics disabled. Local data is kept.',
+        });
+      }),
+  },
+  delete: {
+    summary: 'delete every local usage event (settings are kept)',
+    usage: 'delete [--yes] [--config FILE] [--data-dir DIR]',
+    options: { ...COMMON_OPTIONS, yes: { type: 'boolean', short: 'y' } },
+    run: (values) =>
+      withService(values, async (service) => {
+        if (values.yes !== true) {
+          const count = service.getStatus().total_events;
+          if (!process.stdin.isTTY) {
+            process.stderr.write(`refusing to delete ${count} events without --yes\n`);
+            return EXIT.usage;
+          }
+          const rl = createInterface({ input: process.stdin, output: process.stderr });
+          const answer = await rl.question(`Delete all ${count} local usage events? [y/N] `);
+          rl.close();
+          if (!/^y(es)?$/i.test(answer.trim())) {
+            process.stderr.write('nothing deleted\n');
+            return EXIT.ok;
+          }
+        }
+        const deleted = service.deleteAllStats();
+        return print({ success: true, deleted_events: deleted, message: `Deleted ${deleted} local usage events.` });
+      }),
+  },
+  preview: {
+    summary: 'print exactly the payload a submission would send now',
+    usage: 'preview [--config FILE] [--data-dir DIR]',
+    options: COMMON_OPTIONS,
+    run: (values) => withService(values, (service) => print(service.aggregateStats())),
+  },
+};
+
+function print(value: unknown): number {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  return EXIT.ok;
+}
+
+function loadRuntime(values: Record<string, unknown>): { runtime: Runtime; config: Config } {
+  const runtime = resolveRuntime(values as RuntimeFlags);
+  return { runtime, config: loadConfigFile(runtime.configPath) };
+}
+
+/** Opens the data directory's database for a one-shot command, beside a running daemon if there is one. */
+async function withService(
+  values: Record<string, unknown>,
+  work: (service: UsageStatsService, config: Config) => number | Promise<number>,
+): Promise<number> {
+  const { runtime, config } = loadRuntime(values);
+  const db = openDatabase(databasePath(runtime.dataDir));
+  try {
+    const service = new UsageStatsService({
+      repository: new UsageRepository(db),
+      logger: silentLogger(),
+      timezone: effectiveTimezone(config.timezone),
+      fleet: () => config.printers.map((p) => ({ type: p.type, model: 'other' as const })),
+      features: () => ({
+        mqtt_publish: config.mqtt.enabled,
+        ha_discovery: config.mqtt.enabled && config.mqtt.discovery,
+        api_token: config.api_token !== undefined,
+      }),
+    });
+    return await work(service, config);
+  } finally {
+    db.close();
+  }
+}
+
+const SHUTDOWN_DEADLINE_MS = 5000;
+
+async function runDaemon(flags: RuntimeFlags): Promise<number> {
+  const { runtime, config } = loadRuntime(flags as Record<string, unknown>);
+  const logger = createLogger({ level: config.log_level });
+  const daemon = new Daemon({ config, ...runtime, logger, createDriver });
+  await daemon.start();
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      const deadline = setTimeout(() => {
+        logger.error('shutdown took longer than 5 s; exiting anyway');
+        resolve(EXIT.failure);
+      }, SHUTDOWN_DEADLINE_MS);
+      deadline.unref();
+      daemon.stop(signal).then(
+        () => {
+          clearTimeout(deadline);
+          resolve(EXIT.ok);
+        },
+        (error) => {
+          logger.error({ err: error }, 'shutdown failed');
+          resolve(EXIT.failure);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+function helpText(): string {
+  const lines = [
+    `printernizer-stats ${appVersion()}: privacy-first usage statistics for Bambu Lab and Prusa printers`,
+    '',
+    'Usage: printernizer-stats <command> [options]   (npm start -- <options> runs `run`)',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(10)} ${command.summary}`),
+    '',
+    'Environment: PRINTERNIZER_CONFIG, PRINTERNIZER_DATA_DIR, PORT, HOST, TZ, DO_NOT_TRACK=1',
+    'Run `printernizer-stats <command> --help` for a command’s options.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(helpText());
+    return EXIT.ok;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`${appVersion()}\n`);
+    return EXIT.ok;
+  }
+  const isCommand = first !== undefined && !first.startsWith('-');
+  const name = isCommand ? first : 'run';
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`unknown command "${name}"\n\n${helpText()}`);
+    return EXIT.usage;
+  }
+  try {
+    const { values } = parseArgs({ args: isCommand ? rest : argv, options: command.options, strict: true });
+    if (values.help) {
+      process.stdout.write(`Usage: printernizer-stats ${command.usage}\n\n${command.summary}\n`);
+      return EXIT.ok;
+    }
+    return await command.run(values);
+  } catch (error) {
+    return reportFailure(error);
+  }
+}
+
+/** One clear line (or one per config problem), no stack, and an exit code scripts can tell apart. */
+function reportFailure(error: unknown): number {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.source}: invalid configuration\n`);
+    for (const problem of error.problems) process.stderr.write(`  ${problem}\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof DatabaseOpenError || error instanceof DataDirLockedError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT.failure;
+  }
+  process.stderr.write(`printernizer-stats: ${(error as Error)?.message ?? String(error)}\n`);
+  return EXIT.failure;
+}
+

@@ -1,0 +1,47 @@
+/**
+ * Numbered schema migrations, applied in order inside one transaction each; PRAGMA user_version records the last one
+ * applied. Append new migrations, never edit a released one.
+ */
+import type Database from 'better-sqlite3';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: DESIGN.md "Database"
+  `
+  CREATE TABLE usage_events (
+    id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    metadata TEXT,
+    submitted INTEGER NOT NULL DEFAULT 0,
+    submitted_at TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX idx_usage_events_event_type ON usage_events(event_type);
+  CREATE INDEX idx_usage_events_timestamp ON usage_events(timestamp);
+  CREATE INDEX idx_usage_events_submitted ON usage_events(submitted);
+  CREATE TABLE usage_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(
+      `database schema version ${current} is newer than this program knows (${migrations.length}); upgrade printernizer-stats`,
+    );
+  }
+  for (let version = current; version < migrations.length; version++) {
+    const apply = db.transaction(() => {
+      db.exec(migrations[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    });
+    apply();
+  }
+  return migrations.length;
+}

@@ -1,0 +1,74 @@
+/**
+ * The daemon's HTTP surface (Hono): the JSON API under /api/v1 and the ingress UI from www/. Every error leaves as
+ * `{ error: { code, message } }`; nothing a client sends can crash the process.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { Logger } from 'pino';
+import type { PrinterSnapshot } from '../printers/types.js';
+import type { UsageStatsService } from '../stats/service.js';
+import { limitBody, requireJsonOrEmpty } from './body.js';
+import { ApiError, errorResponse } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { printerRoutes } from './routes/printers.js';
+import { type SubmissionControl, usageStatsRoutes } from './routes/usage-stats.js';
+
+export interface HttpAppDeps {
+  service: UsageStatsService;
+  logger: Logger;
+  version: string;
+  printers?: () => PrinterSnapshot[];
+  submission?: SubmissionControl;
+  /** Directory of the web UI; defaults to the package's www/. */
+  wwwDir?: string;
+}
+
+/** www/ beside src/ (tsx) or beside dist/ (built). */
+export function defaultWwwDir(): string {
+  for (const relative of ['../../www', '../../../www']) {
+    const dir = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  return fileURLToPath(new URL('../../www', import.meta.url));
+}
+
+export function createHttpApp(deps: HttpAppDeps): Hono {
+  const logger = deps.logger.child({ component: 'http' });
+  const app = new Hono();
+
+  app.use('/api/*', limitBody, requireJsonOrEmpty);
+  app.use('/api/*', async (c, next) => {
+    await next();
+    c.header('Cache-Control', c.res.headers.get('Cache-Control') ?? 'no-store');
+    c.header('X-Content-Type-Options', 'nosniff');
+  });
+
+  app.route('/api/v1/health', healthRoutes({ version: deps.version, uptimeSeconds: () => deps.service.uptimeSeconds() }));
+  app.route('/api/v1/usage-stats', usageStatsRoutes(deps.service, deps.submission));
+  app.route('/api/v1/printers', printerRoutes(deps.printers ?? (() => [])));
+
+  app.all('/api/*', (c) => {
+    const known = /^\/api\/v1\/(health|usage-stats|printers)(\/|$)/.test(c.req.path);
+    return known
+      ? errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}`)
+      : errorResponse(c, 404, 'not_found', `no API route ${c.req.path}`);
+  });
+
+  app.use('/*', serveStatic({ root: deps.wwwDir ?? defaultWwwDir() }));
+
+  app.notFound((c) => errorResponse(c, 404, 'not_found', `nothing at ${c.req.path}`));
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return errorResponse(c, error.status, error.code, error.message, error.issues);
+    if (error instanceof HTTPException) {
+      return errorResponse(c, error.status as 400, 'http_error', error.message || 'request failed');
+    }
+    logger.error({ err: error, path: c.req.path, method: c.req.method }, 'request failed');
+    return errorResponse(c, 500, 'internal_error', 'the request could not be completed; see the add-on log');
+  });
+
+  return app;
+}

@@ -1,0 +1,81 @@
+/** /api/v1/usage-stats: the same contract as the Printernizer application, plus /preview and /submit. */
+import { type Context, Hono } from 'hono';
+import { z } from 'zod';
+import type { UsageStatsService } from '../../stats/service.js';
+import { readJsonBody } from '../body.js';
+import { errorResponse } from '../errors.js';
+
+export interface SubmissionControl {
+  /** Submits now; resolves with the outcome (never rejects). */
+  submitNow(): Promise<{ success: boolean; message: string; status?: number }>;
+  /** Called on opt-out: stops pending retries at once. */
+  cancelPending(): void;
+  /** Asks the collector to delete this installation's data. */
+  deleteRemote(): Promise<{ success: boolean; message: string }>;
+}
+
+const optOutBody = z.strictObject({ delete_remote: z.boolean().optional() });
+const emptyBody = z.strictObject({});
+
+export function usageStatsRoutes(service: UsageStatsService, submission?: SubmissionControl): Hono {
+  const routes = new Hono();
+
+  routes.get('/local', (c) => c.json(service.getLocalStats()));
+
+  routes.get('/status', (c) => c.json(service.getStatus()));
+
+  routes.get('/preview', (c) => c.json(service.aggregateStats()));
+
+  routes.post('/opt-in', async (c) => {
+    await readJsonBody(c, emptyBody);
+    const { installation_id, changed } = service.optIn();
+    const note = service.doNotTrack() ? ' DO_NOT_TRACK is set, so nothing will be submitted until it is removed.' : '';
+    return c.json({
+      success: true,
+      installation_id,
+      message: (changed ? 'Usage statistics enabled.' : 'Usage statistics were already enabled.') + note,
+    });
+  });
+
+  routes.post('/opt-out', async (c) => {
+    const body = await readJsonBody(c, optOutBody);
+    service.optOut();
+    submission?.cancelPending();
+    let message = 'Usage statistics disabled. Local data is kept; delete it separately if you wish.';
+    if (body.delete_remote) {
+      if (!submission) return errorResponse(c, 503, 'submission_unavailable', 'remote deletion is not available');
+      const remote = await submission.deleteRemote();
+      message += remote.success ? ' The collector deleted this installation’s data.' : ` ${remote.message}`;
+    }
+    return c.json({ success: true, installation_id: service.installationId(), message });
+  });
+
+  routes.get('/export', (c) => {
+    const body = JSON.stringify(service.exportStats(), null, 2);
+    return c.body(body, 200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Disposition': 'attachment; filename="usage-statistics-export.json"',
+      'Cache-Control': 'no-store',
+    });
+  });
+
+  const deleteAll = async (c: Context) => {
+    await readJsonBody(c, emptyBody);
+    const deleted = service.deleteAllStats();
+    return c.json({ success: true, deleted_events: deleted, message: `Deleted ${deleted} local usage events.` });
+  };
+  routes.delete('/', deleteAll);
+  routes.delete('', deleteAll);
+
+  routes.post('/submit', async (c) => {
+    await readJsonBody(c, emptyBody);
+    if (!service.isOptedIn()) return errorResponse(c, 409, 'not_opted_in', 'opt in before submitting statistics');
+    if (service.doNotTrack()) return errorResponse(c, 409, 'do_not_track', 'DO_NOT_TRACK is set; submission is off');
+    if (!submission) return errorResponse(c, 503, 'submission_unavailable', 'submission is not available');
+    const outcome = await submission.submitNow();
+    if (!outcome.success) return errorResponse(c, 502, 'submission_failed', outcome.message);
+    return c.json({ success: true, message: outcome.message });
+  });
+
+  return routes;
+}
