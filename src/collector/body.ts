@@ -2,7 +2,9 @@
  * Reads a request body with a hard byte limit: a declared Content-Length above the limit is refused before a byte
  * is read, and a chunked (or lying) body is counted as it streams and abandoned as soon as it passes the limit.
  */
-export type LimitedBody = { ok: true; bytes: Uint8Array } | { ok: false; reason: 'too_large' };
+import type { IncomingMessage } from 'node:http';
+
+export type LimitedBody = { ok: true; bytes: Uint8Array } | { ok: false; reason: 'too_large' | 'aborted' };
 
 export const MAX_SUBMISSION_BYTES = 64 * 1024;
 
@@ -39,4 +41,39 @@ export async function readLimitedBody(request: Request, limit: number): Promise<
     offset += chunk.byteLength;
   }
   return { ok: true, bytes };
+}
+
+/**
+ * The same, straight from Node's IncomingMessage when the app runs on @hono/node-server: it skips the WHATWG stream
+ * wrapper, which costs more than the rest of a small request. On the limit it pauses the socket instead of reading on.
+ */
+export function readLimitedIncoming(incoming: IncomingMessage, limit: number): Promise<LimitedBody> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = (result: LimitedBody) => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onAborted);
+      incoming.off('close', onAborted);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > limit) {
+        incoming.pause();
+        finish({ ok: false, reason: 'too_large' });
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => finish({ ok: true, bytes: Buffer.concat(chunks, total) });
+    const onAborted = () => finish({ ok: false, reason: 'aborted' });
+    if (incoming.readableEnded) {
+      resolve({ ok: true, bytes: new Uint8Array(0) });
+      return;
+    }
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onAborted);
+    incoming.on('close', onAborted);
+  });
 }

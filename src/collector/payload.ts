@@ -52,8 +52,11 @@ const countryCode = z
   .nullable();
 const errorSlug = z.union([z.enum(ERROR_TYPES), z.string().regex(ERROR_CODE_SLUG)]);
 
+/** Stored and compared in lower case, so DELETE /v1/installations/<id> finds it however it was written. */
+const uuid = z.uuid().toLowerCase();
+
 const installation = z.strictObject({
-  installation_id: z.uuid(),
+  installation_id: uuid,
   first_seen: timestamp,
   app_version: version,
   runtime_version: version,
@@ -75,7 +78,11 @@ const period = z
       return;
     }
     if (lengthMs > MAX_PERIOD_DAYS * DAY_MS) {
-      ctx.addIssue({ code: 'custom', path: ['end'], message: `Period must not be longer than ${MAX_PERIOD_DAYS} days` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['end'],
+        message: `Period must not be longer than ${MAX_PERIOD_DAYS} days`,
+      });
     }
     if (Math.abs(lengthMs / DAY_MS - p.duration_days) > DURATION_TOLERANCE_DAYS) {
       ctx.addIssue({ code: 'custom', path: ['duration_days'], message: 'duration_days does not match start and end' });
@@ -132,7 +139,7 @@ export function createSubmissionSchema(options: SubmissionSchemaOptions = {}) {
   return z
     .strictObject({
       schema_version: z.literal(SCHEMA_VERSION),
-      submission_id: z.uuid(),
+      submission_id: uuid,
       submission_timestamp: timestamp,
       installation,
       period,
@@ -149,7 +156,11 @@ export function createSubmissionSchema(options: SubmissionSchemaOptions = {}) {
       future(['installation', 'first_seen'], s.installation.first_seen, 'first_seen');
       future(['period', 'end'], s.period.end, 'Period end');
       if (Date.parse(s.period.end) > Date.parse(s.submission_timestamp) + skew) {
-        ctx.addIssue({ code: 'custom', path: ['period', 'end'], message: 'Period ends after the submission timestamp' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['period', 'end'],
+          message: 'Period ends after the submission timestamp',
+        });
       }
     });
 }

@@ -6,17 +6,18 @@
  * listens, prunes daily and stops cleanly (for the CLI's `printernizer-stats collector`).
  */
 import type { AddressInfo } from 'node:net';
-import { type ServerType, serve } from '@hono/node-server';
+import { type HttpBindings, type ServerType, serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { bearerSecret, hashSecret, secretMatches } from './auth.js';
-import { MAX_SUBMISSION_BYTES, declaredTooLarge, readLimitedBody } from './body.js';
+import { SubmissionBatcher } from './batcher.js';
+import { declaredTooLarge, MAX_SUBMISSION_BYTES, readLimitedBody, readLimitedIncoming } from './body.js';
 import { registerDashboard } from './dashboard.js';
-import { type PayloadIssue, createSubmissionSchema, payloadIssues } from './payload.js';
-import { DEFAULT_TOKEN_BUCKET, TokenBucketLimiter, clientKeyOf } from './rate-limit.js';
-import { DEFAULT_K, type PublicStats, computePublicStats } from './stats.js';
+import { createSubmissionSchema, type PayloadIssue, payloadIssues } from './payload.js';
+import { clientKeyOf, DEFAULT_TOKEN_BUCKET, TokenBucketLimiter } from './rate-limit.js';
+import { computePublicStats, DEFAULT_K, type PublicStats } from './stats.js';
 import { CollectorStorage, DEFAULT_RETENTION, type PruneResult, type RetentionOptions } from './storage.js';
 
 export const SUBMISSION_INTERVAL_MS = 6 * 60 * 60 * 1000;
@@ -89,6 +90,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
   const statsCacheMs = options.statsCacheMs ?? 60_000;
   const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...options.retention };
   const storage = new CollectorStorage(options.dataDir);
+  const batcher = new SubmissionBatcher(storage, log);
   const schema = createSubmissionSchema({ now });
   const limiter = new TokenBucketLimiter({ ...(options.rateLimit ?? DEFAULT_TOKEN_BUCKET), now });
   const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -151,7 +153,11 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     const secret = bearerSecret(c.req.header('authorization'));
     if (!secret) return fail(c, 401, 'unauthorized', 'A bearer secret of 32 to 256 characters is required');
 
-    const body = await readLimitedBody(c.req.raw, MAX_SUBMISSION_BYTES);
+    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+    const body = incoming
+      ? await readLimitedIncoming(incoming, MAX_SUBMISSION_BYTES)
+      : await readLimitedBody(c.req.raw, MAX_SUBMISSION_BYTES);
+    if (!body.ok && body.reason === 'aborted') return fail(c, 400, 'aborted', 'The request body was not completed');
     if (!body.ok) return tooLarge(c);
     let json: unknown;
     try {
@@ -166,11 +172,11 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     const payload = parsed.data;
     const installationId = payload.installation.installation_id;
 
-    const known = storage.findInstallation(installationId);
+    const known = batcher.findInstallation(installationId);
     if (known && !secretMatches(known.secretHash, secret)) {
       return fail(c, 403, 'forbidden', 'The secret does not match this installation');
     }
-    const owner = storage.findSubmissionOwner(payload.submission_id);
+    const owner = batcher.findSubmissionOwner(payload.submission_id);
     if (owner !== undefined) {
       if (owner !== installationId) return fail(c, 409, 'conflict', 'submission_id was used by another installation');
       return c.json({ accepted: true, duplicate: true, submission_id: payload.submission_id });
@@ -180,7 +186,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
       const waitSeconds = Math.ceil((known.lastAcceptedAt + submissionInterval - receivedAt) / 1000);
       return throttled(c, Math.max(1, waitSeconds), 'One submission per installation every 6 hours');
     }
-    storage.recordSubmission(payload, known?.secretHash ?? hashSecret(secret), receivedAt);
+    await batcher.record(payload, known?.secretHash ?? hashSecret(secret), receivedAt);
     log.debug('submission accepted');
     return c.json({ accepted: true, duplicate: false, submission_id: payload.submission_id });
   });
@@ -192,6 +198,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     if (!UUID.test(installationId)) return fail(c, 400, 'invalid_installation_id', 'Expected a UUID');
     const secret = bearerSecret(c.req.header('authorization'));
     if (!secret) return fail(c, 401, 'unauthorized', 'A bearer secret of 32 to 256 characters is required');
+    batcher.flush(); // a submission still pending for this installation is deleted too
     const known = storage.findInstallation(installationId);
     if (!known) return fail(c, 404, 'not_found', 'No data is stored for this installation');
     if (!secretMatches(known.secretHash, secret)) {
@@ -233,6 +240,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
       return result;
     },
     close() {
+      batcher.flush();
       limiter.clear();
       storage.close();
     },

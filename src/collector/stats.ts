@@ -5,17 +5,19 @@
  *  1. Nothing at all is published while fewer than k installations are active (`suppressed: true`).
  *  2. Every group shared by fewer than k installations is folded into `other`.
  *  3. Folding continues with the smallest visible group while `other` holds exactly one group (its count would be
- *     `other` itself, and for a known list such as deployment modes, so would its name) or fewer than k
- *     installations. `other` counts distinct installations, so it is never a sum that could be split again.
- *  4. If even folding every group leaves `other` below k (possible only for printer types and models, where an
- *     installation may have no printer), `other` is `null`.
+ *     `other` itself, and for a known list such as deployment modes, so would its name), fewer than k
+ *     installations, or no more installations than its largest folded group (possible only where groups overlap:
+ *     if every A1 owner also owns an X1C, the union of both is the X1C count). `other` counts distinct
+ *     installations, so it is never a sum that could be split again.
+ *  4. If even folding every group cannot satisfy 3 (possible only for printer types and models, where an
+ *     installation may have no printer or several), `other` is `null`.
  * For the single-valued distributions the visible groups plus `other` add up to `installations` exactly, so the
  * total is consistent and subtracting visible groups from it yields `other` and nothing finer. Printer types and
  * models overlap (one installation, several models), so no total is published for them at all.
  * Weeks with fewer than k contributing installations publish neither their jobs nor their installation count.
  * Success rate and median are computed over at least k installations (rule 1).
  */
-import { SET_SEPARATOR, type CollectorStorage } from './storage.js';
+import { type CollectorStorage, SET_SEPARATOR } from './storage.js';
 
 export const DEFAULT_K = 10;
 export const ACTIVE_WINDOW_DAYS = 30;
@@ -84,9 +86,18 @@ export function suppressSmallGroups(combinations: readonly Combination[], k: num
     }
     return n;
   };
+  const largestFolded = () => {
+    let largest = 0;
+    for (const key of folded) largest = Math.max(largest, counts.get(key) ?? 0);
+    return largest;
+  };
+  // `other` must hold at least k installations, at least two groups, and more than any one folded group: with
+  // overlapping groups a union can equal its largest member (every A1 owner also has an X1C), which would give
+  // that group's count away.
+  const unsafe = (other: number) => folded.size === 1 || other < k || other <= largestFolded();
   let other = union();
   let next = folded.size;
-  while (folded.size > 0 && (folded.size === 1 || other < k) && next < ascending.length) {
+  while (folded.size > 0 && unsafe(other) && next < ascending.length) {
     folded.add((ascending[next] as [string, number])[0]);
     next++;
     other = union();
@@ -94,10 +105,10 @@ export function suppressSmallGroups(combinations: readonly Combination[], k: num
 
   const groups = ascending
     .filter(([key]) => !folded.has(key))
-    .reverse()
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .map(([key, installations]) => ({ key, installations }));
   if (folded.size === 0) return { groups, other: 0 };
-  if (folded.size === 1 || other < k) return { groups, other: null };
+  if (unsafe(other)) return { groups, other: null };
   return { groups, other };
 }
 
@@ -127,6 +138,23 @@ export function median(values: readonly number[]): number | null {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
+/** The median of values given as (value, how many) pairs in ascending order of value. */
+export function medianOfHistogram(rows: readonly { jobs: number; installations: number }[]): number | null {
+  const total = rows.reduce((n, row) => n + row.installations, 0);
+  if (total === 0) return null;
+  // The values at positions lower and upper (0-based) of the sorted list; equal when the count is odd.
+  const lower = Math.floor((total - 1) / 2);
+  const upper = Math.floor(total / 2);
+  let seen = 0;
+  let lowerValue: number | undefined;
+  for (const row of rows) {
+    seen += row.installations;
+    if (lowerValue === undefined && seen > lower) lowerValue = row.jobs;
+    if (seen > upper) return ((lowerValue as number) + row.jobs) / 2;
+  }
+  return null;
+}
+
 const EMPTY: Distribution = { groups: [], other: null };
 
 export function computePublicStats(storage: CollectorStorage, options: { now: number; k: number }): PublicStats {
@@ -150,14 +178,14 @@ export function computePublicStats(storage: CollectorStorage, options: { now: nu
     };
   }
 
-  const perInstallation = storage.jobsPerInstallation(since);
+  const histogram = storage.jobsHistogram(since);
   let completed = 0;
   let failed = 0;
-  for (const row of perInstallation) {
+  for (const row of histogram) {
     completed += row.completed;
     failed += row.failed;
   }
-  const medianJobs = median(perInstallation.map((row) => row.jobs));
+  const medianJobs = medianOfHistogram(histogram);
 
   return {
     ...base,
@@ -168,11 +196,13 @@ export function computePublicStats(storage: CollectorStorage, options: { now: nu
     deployment_modes: partition(storage.activeGroups('deployment_mode', since), k, 'unknown'),
     app_versions: partition(storage.activeGroups('app_version', since), k, 'unknown'),
     countries: partition(storage.activeGroups('country_code', since), k, 'unknown'),
-    jobs_per_week: storage.jobsPerWeek(since).map((week) =>
-      week.installations >= k
-        ? { week_start: week.week_start, installations: week.installations, jobs: week.jobs }
-        : { week_start: week.week_start, installations: null, jobs: null },
-    ),
+    jobs_per_week: storage
+      .jobsPerWeek(since)
+      .map((week) =>
+        week.installations >= k
+          ? { week_start: week.week_start, installations: week.installations, jobs: week.jobs }
+          : { week_start: week.week_start, installations: null, jobs: null },
+      ),
     success_rate: completed + failed > 0 ? Math.round((completed / (completed + failed)) * 1000) / 1000 : null,
     median_jobs_per_installation: medianJobs === null ? null : Math.round(medianJobs * 10) / 10,
   };

@@ -37,7 +37,8 @@ export function defaultWwwDir(): string {
 
 export function createHttpApp(deps: HttpAppDeps): Hono {
   const logger = deps.logger.child({ component: 'http' });
-  const app = new Hono();
+  // Not strict: DESIGN.md allows DELETE /api/v1/usage-stats with and without the trailing slash.
+  const app = new Hono({ strict: false });
 
   app.use('/api/*', limitBody, requireJsonOrEmpty);
   app.use('/api/*', async (c, next) => {

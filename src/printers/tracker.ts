@@ -77,6 +77,8 @@ export class PrinterTracker {
       this.emit('printer_connected', { ...this.printerFields(), connection: this.opts.connection });
     }
 
+    // Before the transition: a full report after a reconnect can carry the cancel code and FAILED together.
+    if (this.job && observation.cancelSeen) this.job.cancelSeen = true;
     const next = observation.state;
     if (this.state === null) {
       this.takeBaseline(observation);

@@ -92,7 +92,7 @@ export interface BambuSimulator {
   /** Publish anything on the report topic (malformed-input tests). */
   publishRaw(payload: string | Buffer): Promise<void>;
   /** What the printer echoes when a slicer sends `project_file`; starts the job. */
-  simulateProjectFile(opts?: { fileType?: '3mf' | 'gcode'; start?: boolean }): void;
+  simulateProjectFile(opts?: { fileType?: '3mf' | 'gcode'; start?: boolean; seconds?: number }): void;
   /** Publish the full report now, as a periodic full push does. */
   publishFullReport(): void;
   stop(): Promise<void>;
@@ -163,7 +163,14 @@ function staticFields(profile: ModelProfile): JsonObject {
       idx2: 895185215,
       new_ver_list: [],
     },
-    ipcam: { ipcam_dev: '1', ipcam_record: 'enable', timelapse: 'disable', resolution: '', tutk_server: 'disable', mode_bits: 3 },
+    ipcam: {
+      ipcam_dev: '1',
+      ipcam_record: 'enable',
+      timelapse: 'disable',
+      resolution: '',
+      tutk_server: 'disable',
+      mode_bits: 3,
+    },
     upload: { status: 'idle', progress: 0, message: '' },
     net: { conf: 0, info: [{ ip: 2050140352, mask: 16777215 }] },
     chamber_temper: 5,
@@ -235,9 +242,43 @@ function staticFields(profile: ModelProfile): JsonObject {
       cali_idx: -1,
     },
     lights_report: [{ node: 'chamber_light', mode: 'on' }],
+    xcam: { buildplate_marker_detector: true },
   };
   if (profile.x1Fields) {
+    // Newer X1 firmware (fixture 2AMS1-1AMS2-1AMSHT.json) drops a few P1 keys and adds its own.
+    for (const key of [
+      'chamber_temper',
+      'lifecycle',
+      'mc_print_line_number',
+      'mess_production_state',
+      'filam_bak',
+      'k',
+      'flag3',
+    ]) {
+      delete base[key];
+    }
     Object.assign(base, {
+      '3D': { layer_num: 0, total_layer_num: 0 },
+      ap_err: 0,
+      aux_part_fan: true,
+      batch_id: 0,
+      canvas_id: 0,
+      design_id: '',
+      file: '',
+      info: { temp: 0 },
+      job_attr: 3,
+      mc_action: 255,
+      mc_err: 0,
+      mc_stage: 1,
+      model_id: '',
+      plate_cnt: 1,
+      plate_id: 1,
+      plate_idx: 1,
+      print_gcode_action: 255,
+      print_real_action: 0,
+      queue: 0,
+      state: 6,
+      ver: '20010',
       fun: '11A30F9CFB',
       stat: '7A58000',
       cfg: 'FB299',
@@ -416,8 +457,11 @@ export async function startBambuSimulator(options: BambuSimulatorOptions): Promi
     const heating = job !== null;
     const nozzle = dynamic.nozzle_temper as number;
     const bed = dynamic.bed_temper as number;
-    dynamic.nozzle_temper = Math.round((heating ? nozzle + (220 - nozzle) * 0.3 : nozzle + (25 - nozzle) * 0.1) * 32) / 32;
-    dynamic.bed_temper = Math.round((heating ? bed + (55 - bed) * 0.3 : bed + (23 - bed) * 0.1) * 32) / 32 + (randomInt(0, 2) ? 0.03125 : 0);
+    dynamic.nozzle_temper =
+      Math.round((heating ? nozzle + (220 - nozzle) * 0.3 : nozzle + (25 - nozzle) * 0.1) * 32) / 32;
+    dynamic.bed_temper =
+      Math.round((heating ? bed + (55 - bed) * 0.3 : bed + (23 - bed) * 0.1) * 32) / 32 +
+      (randomInt(0, 2) ? 0.03125 : 0);
     dynamic.wifi_signal = `-${40 + randomInt(0, 8)}dBm`;
 
     if (!job) {
@@ -477,12 +521,23 @@ export async function startBambuSimulator(options: BambuSimulatorOptions): Promi
   }
 
   function fullReport(): JsonObject {
+    mirrorX1Fields();
     return {
       print: { ...fixed, ...dynamic, command: 'push_status', msg: 0, sequence_id: String(sequence++) },
     };
   }
 
+  /** X1 repeats progress under its newer names (percent, remain_time, prepare_per, t_utc). */
+  function mirrorX1Fields(): void {
+    if (!profile.x1Fields) return;
+    dynamic.percent = dynamic.mc_percent as number;
+    dynamic.remain_time = dynamic.mc_remaining_time as number;
+    dynamic.prepare_per = Number(dynamic.gcode_file_prepare_percent);
+    dynamic.t_utc = Date.now();
+  }
+
   function changedKeys(): JsonObject {
+    mirrorX1Fields();
     const delta: JsonObject = {};
     for (const [key, value] of Object.entries(dynamic)) {
       const before = lastPublished[key];
@@ -781,7 +836,7 @@ export async function startBambuSimulator(options: BambuSimulatorOptions): Promi
         },
       });
       if (opts.start ?? true) {
-        beginJob(newJob({ lan: true }));
+        beginJob(newJob({ lan: true, seconds: opts.seconds }));
         publishDelta();
       }
     },

@@ -114,7 +114,10 @@ const BUDDY_MODELS: Record<Exclude<PrusaLinkSimModel, 'MK3S'>, { hostname: strin
 };
 
 /** Parse `Digest k=v, k="v"` the simple way a small firmware would. */
-function parseAuthorization(header: string): { scheme: string; params: Map<string, { value: string; quoted: boolean }> } {
+function parseAuthorization(header: string): {
+  scheme: string;
+  params: Map<string, { value: string; quoted: boolean }>;
+} {
   const space = header.indexOf(' ');
   const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
   const params = new Map<string, { value: string; quoted: boolean }>();
@@ -132,7 +135,10 @@ function parseAuthorization(header: string): { scheme: string; params: Map<strin
 function shortName(longName: string, taken: (n: string) => boolean): string {
   const dot = longName.lastIndexOf('.');
   const stem = (dot > 0 ? longName.slice(0, dot) : longName).toUpperCase().replace(/[^A-Z0-9]/g, '');
-  const ext = (dot > 0 ? longName.slice(dot + 1) : '').toUpperCase().replace(/[^A-Z0-9]/g, '').slice(0, 3);
+  const ext = (dot > 0 ? longName.slice(dot + 1) : '')
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, '')
+    .slice(0, 3);
   if (stem.length <= 8 && stem.length > 0 && !taken(`${stem}.${ext}`)) return ext ? `${stem}.${ext}` : stem;
   for (let i = 1; ; i++) {
     const candidate = `${stem.slice(0, 8 - 1 - String(i).length) || 'FILE'}~${i}${ext ? `.${ext}` : ''}`;
@@ -208,7 +214,9 @@ export async function startPrusaLinkSimulator(opts: PrusaLinkSimulatorOptions): 
     const files = storages.get(defaultStorage)!.files;
     let file: SimFile | undefined;
     if (o.fileName !== undefined) {
-      file = files.find((f) => f.display_name === o.fileName) ?? storeFile(defaultStorage, o.fileName, o.sizeBytes ?? 500_000);
+      file =
+        files.find((f) => f.display_name === o.fileName) ??
+        storeFile(defaultStorage, o.fileName, o.sizeBytes ?? 500_000);
     } else {
       file = files[0] ?? storeFile(defaultStorage, 'Benchy.bgcode', o.sizeBytes ?? 500_000);
     }
@@ -426,9 +434,13 @@ export async function startPrusaLinkSimulator(opts: PrusaLinkSimulatorOptions): 
       case 'html':
         return c.html('<!DOCTYPE html><html><head><title>Router login</title></head><body>Log in</body></html>');
       case 'truncated':
-        return c.body('{"storage": {"path": "/usb/", "name": "usb", "read_only": false}, "printer": {"state": "PRI', 200, {
-          'Content-Type': 'application/json',
-        });
+        return c.body(
+          '{"storage": {"path": "/usb/", "name": "usb", "read_only": false}, "printer": {"state": "PRI',
+          200,
+          {
+            'Content-Type': 'application/json',
+          },
+        );
       case '500':
         return c.text('500: Internal Server Error\n\n\n', 500);
       case '503':

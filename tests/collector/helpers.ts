@@ -87,7 +87,10 @@ export function makePayload(options: PayloadOptions = {}): SubmissionPayload {
 }
 
 /** Deep-merges `patch` into a copy of `payload` (for building invalid variants). */
-export function withChanges(payload: SubmissionPayload, patch: DeepPartial<SubmissionPayload> | Record<string, unknown>) {
+export function withChanges(
+  payload: SubmissionPayload,
+  patch: DeepPartial<SubmissionPayload> | Record<string, unknown>,
+) {
   const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
     for (const [key, value] of Object.entries(source)) {
       const current = target[key];

@@ -52,7 +52,9 @@ describe('submission payload schema', () => {
     expect(pathsOf(withChanges(makePayload(), { error_summary: { hms_0300_01000: 1 } }))).toEqual([
       'error_summary.hms_0300_01000',
     ]);
-    expect(issuesOf(withChanges(makePayload(), { error_summary: { print_error_0300_400c: 3, timeout: 1 } }))).toEqual([]);
+    expect(issuesOf(withChanges(makePayload(), { error_summary: { print_error_0300_400c: 3, timeout: 1 } }))).toEqual(
+      [],
+    );
   });
 
   it.each([
@@ -96,7 +98,8 @@ describe('submission payload schema', () => {
     for (const country_code of ['XX', 'de', 'DEU', 'ZZ', '', 'EU']) {
       expect(pathsOf(makePayload({ country_code }))).toEqual(['installation.country_code']);
     }
-    for (const country_code of ['DE', 'US', 'JP', 'BR', 'NZ']) expect(pathsOf(makePayload({ country_code }))).toEqual([]);
+    for (const country_code of ['DE', 'US', 'JP', 'BR', 'NZ'])
+      expect(pathsOf(makePayload({ country_code }))).toEqual([]);
   });
 
   it('rejects timestamps in the future beyond the clock skew, and accepts a slightly fast client clock', () => {
@@ -141,5 +144,18 @@ describe('submission payload schema', () => {
     delete payload['usage_stats']?.['job_count'];
     delete payload['error_summary'];
     expect(pathsOf(payload).sort()).toEqual(['error_summary', 'usage_stats.job_count']);
+  });
+});
+
+describe('identifiers', () => {
+  it('stores UUIDs in lower case', () => {
+    const payload = makePayload();
+    const upper = withChanges(payload, {
+      submission_id: payload.submission_id.toUpperCase(),
+      installation: { installation_id: payload.installation.installation_id.toUpperCase() },
+    });
+    const parsed = schema.parse(upper);
+    expect(parsed.submission_id).toBe(payload.submission_id);
+    expect(parsed.installation.installation_id).toBe(payload.installation.installation_id);
   });
 });

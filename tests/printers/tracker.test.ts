@@ -52,6 +52,12 @@ describe('PrinterTracker', () => {
     expect(failed).toEqual(['cancelled', 'failed']);
   });
 
+  it('counts FAILED as cancelled when the cancel code arrives in the same report', () => {
+    const t = setup();
+    t.feed('idle', 'printing', { state: 'failed', cancelSeen: true });
+    expect(t.events.at(-1)).toMatchObject({ type: 'job_failed', metadata: { failure_type: 'cancelled' } });
+  });
+
   it('counts RUNNING to IDLE without FINISH as cancelled', () => {
     const t = setup();
     t.feed('idle', 'printing', 'paused', 'idle');

@@ -20,7 +20,13 @@ export const DEFAULT_MAX_REPORT_BYTES = 1024 * 1024;
 // Field types are tolerant: printers send numbers as strings in places ("gcode_file_prepare_percent": "100"), and
 // one field of the wrong type must cost only that field, never the report.
 const numeric = z
-  .union([z.number(), z.string().regex(/^\s*-?\d+(\.\d+)?\s*$/).transform(Number)])
+  .union([
+    z.number(),
+    z
+      .string()
+      .regex(/^\s*-?\d+(\.\d+)?\s*$/)
+      .transform(Number),
+  ])
   .refine(Number.isFinite)
   .optional()
   .catch(undefined);
@@ -244,10 +250,7 @@ export class BambuReportState {
 
 /** The cancel code in this very report (not the merged state): in print_error, or in fail_reason on a P2S. */
 function isCancel(report: PrintFields): boolean {
-  return (
-    report.print_error === CANCEL_PRINT_ERROR ||
-    (report.fail_reason !== undefined && report.fail_reason.includes(String(CANCEL_PRINT_ERROR)))
-  );
+  return report.print_error === CANCEL_PRINT_ERROR || report.fail_reason?.includes(String(CANCEL_PRINT_ERROR)) === true;
 }
 
 const STATE_WORD = /^[A-Z_]{1,20}$/;

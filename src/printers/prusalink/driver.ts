@@ -23,7 +23,6 @@ import {
   jobSchema,
   type ListedFile,
   listedFiles,
-  mapPrinterState,
   modelFromVersion,
   type PrusaLinkStatus,
   parseBody,
@@ -67,7 +66,8 @@ export interface PrusaLinkDriverDeps {
   logger: Logger;
   tracker?: JobTracker;
   now?: () => number;
-  fetch?: typeof fetch;
+  /** Called for each HTTP request sent (the benchmark counts them). */
+  onRequest?: () => void;
 }
 
 /** What went wrong in a poll, as the driver classifies it. */
@@ -85,6 +85,7 @@ interface Cause {
 /** A job id seen again with printing time this much lower is a new job: the printer rebooted and reset its ids. */
 const PRINTING_TIME_REGRESSION_S = 30;
 const MAX_SEEN_FILES = 10_000;
+const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['finished', 'cancelled', 'error', 'failed']);
 
 export class PrusaLinkDriver implements PrinterDriver {
   readonly id: string;
@@ -170,7 +171,7 @@ export class PrusaLinkDriver implements PrinterDriver {
         password: opts.password,
         apiKey: opts.apiKey || undefined,
         timeoutMs: this.timeoutMs,
-        fetch: deps.fetch,
+        onRequest: deps.onRequest,
       });
     } catch {
       this.problem = 'invalid host';
@@ -195,6 +196,7 @@ export class PrusaLinkDriver implements PrinterDriver {
     this.timer = null;
     this.abort.abort();
     await this.inFlight;
+    this.client?.close();
   }
 
   snapshot(): PrinterSnapshot {
@@ -285,9 +287,18 @@ export class PrusaLinkDriver implements PrinterDriver {
       this.generation++;
     }
     const jobKey = jobId === null ? null : this.generation > 0 ? `${jobId}~${this.generation}` : jobId;
-    const isNewJob = jobKey !== null && jobKey !== this.lastJobKey && this.observedOnce;
-
     const observation = toJobObservation(status, jobKey);
+    const mapped: JobState = observation.state;
+    // New: a running job with another id, or with any id after the printer was between jobs (a reboot can hand out
+    // the same id again). Prusa-Link on a Pi may keep the job in FINISHED: that is not a new one.
+    const isNewJob =
+      this.observedOnce &&
+      jobKey !== null &&
+      ACTIVE_JOB_STATES.has(mapped) &&
+      (jobKey !== this.lastJobKey || !this.active);
+    // FINISHED/STOPPED/ERROR carry no job, so no time_printing: the job's duration is the printer's own printing
+    // time as last seen while it ran (at most one poll short), not the wall clock with pauses and outages.
+    if (jobId === null && this.active && TERMINAL_STATES.has(mapped)) observation.printingSeconds = this.lastPrintingS;
     this.tracker.observe(observation);
     this.observedOnce = true;
     if (jobId !== null) {
@@ -296,7 +307,6 @@ export class PrusaLinkDriver implements PrinterDriver {
       this.lastPrintingS = printingS;
     }
 
-    const mapped: JobState = mapPrinterState(status.printer.state);
     if (mapped !== 'unknown') this.active = ACTIVE_JOB_STATES.has(mapped);
     this.state = stateWord(status.printer.state);
     const job = status.job;
@@ -327,6 +337,7 @@ export class PrusaLinkDriver implements PrinterDriver {
     if (this.online) {
       this.online = false;
       this.versionRead = false;
+      this.client?.resetAuth(); // a printer that comes back has most likely rebooted and forgotten our nonce
       this.tracker.disconnected(cause.reason);
       this.log.warn({ reason: cause.reason }, 'PrusaLink printer disconnected after repeated failed polls');
     }

@@ -41,7 +41,10 @@ export const statusSchema = z.object({
   // A job without a usable id is as good as none (the tracker keeps the last key).
   job: statusJobSchema.optional().catch(undefined),
   // Buddy sends one object, Prusa-Link on a Raspberry Pi a list.
-  storage: z.union([storageEntrySchema, z.array(storageEntrySchema)]).optional().catch(undefined),
+  storage: z
+    .union([storageEntrySchema, z.array(storageEntrySchema)])
+    .optional()
+    .catch(undefined),
   printer: z.object({ state: z.string() }),
 });
 export type PrusaLinkStatus = z.infer<typeof statusSchema>;
@@ -204,10 +207,10 @@ const NAME_HINTS: ReadonlyArray<[RegExp, PrinterModel]> = [
   [/core[\s_-]?one/, 'CORE One'],
   [/mk4s/, 'MK4S'],
   [/mk4/, 'MK4'],
-  [/mk3\.?9/, 'MK3.9'],
-  [/mk3\.?5/, 'MK3.5'],
+  [/mk3[._-]?9/, 'MK3.9'],
+  [/mk3[._-]?5/, 'MK3.5'],
   [/mk3s/, 'MK3S'],
-  [/mk2\.?5/, 'MK2.5'],
+  [/mk2[._-]?5/, 'MK2.5'],
   [/mk3/, 'MK3'],
   [/mini/, 'MINI'],
   [/(^|[^a-z])xl([^a-z]|$)|prusaxl/, 'XL'],

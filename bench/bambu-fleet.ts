@@ -1,0 +1,189 @@
+/**
+ * The bridge side of 50 Bambu Lab printers reporting once a second (issue 3, targets: under 5% of one core, RSS under
+ * 100 MB).
+ *
+ * The printers are simulators (each an aedes MQTT broker over TLS, as a real printer is) in a child process, so only
+ * the bridge is measured here: 50 BambuDrivers, each with its own TLS MQTT session, parsing, merging and tracking
+ * every report. The simulators send a delta every second and run jobs by themselves at 60× speed.
+ *
+ *   node --import tsx bench/bambu-fleet.ts            # 30 s
+ *   BAMBU_BENCH_SECONDS=10 node --import tsx bench/bambu-fleet.ts
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { BambuDriver } from '../src/printers/bambu/driver.js';
+import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
+import type { BenchRow } from './types.js';
+
+const PRINTERS = 50;
+const TARGET_CPU_PERCENT = 5;
+const TARGET_RSS_MB = 100;
+const WARMUP_S = 4;
+const ACCESS_CODE = 'bench123';
+const MODELS: { model: SimulatedModel; prefix: string }[] = [
+  { model: 'X1C', prefix: '00M' },
+  { model: 'P1S', prefix: '01P' },
+  { model: 'P1P', prefix: '01S' },
+  { model: 'A1', prefix: '039' },
+  { model: 'A1 mini', prefix: '030' },
+];
+
+interface SimInfo {
+  port: number;
+  serial: string;
+}
+
+export interface FleetBenchOptions {
+  printers?: number;
+  durationS?: number;
+}
+
+export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
+  const printers = opts.printers ?? PRINTERS;
+  const durationS = opts.durationS ?? Number(process.env['BAMBU_BENCH_SECONDS'] ?? 30);
+  const rssBefore = process.memoryUsage().rss;
+
+  const { child, sims } = await spawnSimulators(printers);
+  let events = 0;
+  const logger = pino({ level: 'silent' });
+  const drivers = sims.map(
+    (sim, i) =>
+      new BambuDriver(
+        {
+          id: `bambu_${i}`,
+          name: `Bambu ${i}`,
+          host: '127.0.0.1',
+          port: sim.port,
+          serial: sim.serial,
+          accessCode: ACCESS_CODE,
+          tls: true,
+          verifyCertificate: false,
+        },
+        {
+          emit: () => {
+            events++;
+          },
+          logger,
+        },
+      ),
+  );
+
+  try {
+    for (const driver of drivers) driver.start();
+    await sleep(WARMUP_S * 1000);
+
+    const reports = () => drivers.reduce((n, d) => n + d.counters.reportsHandled, 0);
+    const reportsAtStart = reports();
+    const cpuAtStart = process.cpuUsage();
+    const wallAtStart = performance.now();
+    let rssPeak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }, 500);
+    await sleep(durationS * 1000);
+    clearInterval(sampler);
+    const cpu = process.cpuUsage(cpuAtStart);
+    const wallMs = performance.now() - wallAtStart;
+    const online = drivers.filter((d) => d.snapshot().online).length;
+    const malformed = drivers.reduce((n, d) => n + d.counters.malformedReports, 0);
+
+    const cpuPercent = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
+    const reportsPerS = ((reports() - reportsAtStart) / wallMs) * 1000;
+    const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+    const note =
+      `${printers} printers over TLS, 1 report/s each, ${Math.round(wallMs / 1000)} s measured, ` +
+      `${online} online, ${events} events, ${malformed} malformed`;
+    return [
+      row('bambu_fleet_cpu', round(cpuPercent, 2), '% of one core', TARGET_CPU_PERCENT, `${note}; baseline = target`),
+      row(
+        'bambu_fleet_rss_peak',
+        mb(rssPeak),
+        'MB',
+        TARGET_RSS_MB,
+        `baseline = target; RSS before start ${mb(rssBefore)} MB`,
+      ),
+      row(
+        'bambu_fleet_rss_growth',
+        mb(rssPeak - rssBefore),
+        'MB',
+        mb(rssBefore),
+        'peak RSS minus RSS before the drivers started',
+      ),
+      row(
+        'bambu_fleet_reports',
+        round(reportsPerS, 1),
+        'reports/s',
+        printers,
+        'baseline = one report per printer per second',
+      ),
+    ];
+  } finally {
+    await Promise.all(drivers.map((d) => d.stop()));
+    child.kill('SIGTERM');
+  }
+}
+
+function row(name: string, value: number, unit: string, baseline: number, note?: string): BenchRow {
+  return { name, value, unit, baseline, ratio: baseline === 0 ? 0 : round(value / baseline, 3), note };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function spawnSimulators(count: number): Promise<{ child: ChildProcess; sims: SimInfo[] }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve-simulators', String(count)],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`simulators exited with ${code}`)));
+  });
+  return { child, sims: JSON.parse(first) as SimInfo[] };
+}
+
+async function serveSimulators(count: number): Promise<void> {
+  // Imported here only, so the simulators' modules (aedes, selfsigned) do not weigh on the measured process.
+  const { startBambuSimulator } = await import('../src/simulators/bambu.js');
+  const sims: BambuSimulator[] = [];
+  for (let i = 0; i < count; i++) {
+    const { model, prefix } = MODELS[i % MODELS.length] as (typeof MODELS)[number];
+    sims.push(
+      await startBambuSimulator({
+        serial: `${prefix}00A${String(100000000 + i)}`,
+        accessCode: ACCESS_CODE,
+        model,
+        speed: 60,
+        tickMs: 1000,
+        autoJobs: true,
+        jobSeconds: 1200,
+        idleSeconds: 120,
+      }),
+    );
+  }
+  process.stdout.write(`${JSON.stringify(sims.map((s) => ({ port: s.port, serial: s.serial })))}\n`);
+  const stop = async () => {
+    await Promise.all(sims.map((s) => s.stop()));
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.stdin.once('end', stop); // the parent went away
+  process.stdin.resume();
+}
+
+const serveIndex = process.argv.indexOf('--serve-simulators');
+if (serveIndex >= 0) {
+  await serveSimulators(Number(process.argv[serveIndex + 1] ?? PRINTERS));
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  console.table(await run());
+}

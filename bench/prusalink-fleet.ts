@@ -1,0 +1,169 @@
+/**
+ * The daemon side of 50 PrusaLink printers polled every second (issue 4, target: under 5% of one core).
+ *
+ * The simulators run in a child process so that only the drivers (digest auth, fetch, zod parsing, the tracker) are
+ * measured here. 40 Buddy printers (RFC 2069 digest, 5 s nonces: a 401 + retry every fifth poll) and 10 Raspberry Pi
+ * ones (qop=auth, MD5-sess); jobs start and end by themselves at 60× speed.
+ *
+ *   node --import tsx bench/prusalink-fleet.ts            # 60 s
+ *   PRUSALINK_BENCH_SECONDS=10 node --import tsx bench/prusalink-fleet.ts
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { PrusaLinkDriver } from '../src/printers/prusalink/driver.js';
+import { type PrusaLinkSimulator, startPrusaLinkSimulator } from '../src/simulators/prusalink.js';
+import type { BenchRow } from './types.js';
+
+const PRINTERS = 50;
+const RPI_PRINTERS = 10;
+const TARGET_CPU_PERCENT = 5;
+const WARMUP_S = 3;
+const PASSWORD = 'bench-password';
+
+export interface FleetBenchOptions {
+  printers?: number;
+  durationS?: number;
+}
+
+export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
+  const printers = opts.printers ?? PRINTERS;
+  const durationS = opts.durationS ?? Number(process.env['PRUSALINK_BENCH_SECONDS'] ?? 60);
+  const rssBefore = process.memoryUsage().rss;
+
+  const { child, urls } = await spawnSimulators(printers);
+  let requests = 0;
+  let events = 0;
+  const logger = pino({ level: 'silent' });
+  const drivers = urls.map(
+    (url, i) =>
+      new PrusaLinkDriver(
+        {
+          id: `prusa_${i}`,
+          name: `Prusa ${i}`,
+          host: url,
+          username: 'maker',
+          password: PASSWORD,
+          apiKey: '',
+          pollIntervalS: 1,
+          activePollIntervalS: 1,
+        },
+        {
+          emit: () => {
+            events++;
+          },
+          logger,
+          onRequest: () => {
+            requests++;
+          },
+        },
+      ),
+  );
+
+  try {
+    for (const driver of drivers) driver.start();
+    await sleep(WARMUP_S * 1000);
+
+    const requestsAtStart = requests;
+    const cpuAtStart = process.cpuUsage();
+    const wallAtStart = performance.now();
+    let rssPeak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }, 500);
+    await sleep(durationS * 1000);
+    clearInterval(sampler);
+    const cpu = process.cpuUsage(cpuAtStart);
+    const wallMs = performance.now() - wallAtStart;
+    const rssEnd = process.memoryUsage().rss;
+    const online = drivers.filter((d) => d.snapshot().online).length;
+
+    const cpuPercent = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
+    const requestsPerS = ((requests - requestsAtStart) / wallMs) * 1000;
+    const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+    const note = `${printers} printers, 1 s polls, ${Math.round(wallMs / 1000)} s measured, ${online} online, ${events} events`;
+    return [
+      row(
+        'prusalink_fleet_cpu',
+        round(cpuPercent, 2),
+        '% of one core',
+        TARGET_CPU_PERCENT,
+        `${note}; baseline = target`,
+      ),
+      row('prusalink_fleet_rss_peak', mb(rssPeak), 'MB', mb(rssBefore), 'baseline = RSS before the drivers started'),
+      row('prusalink_fleet_rss_end', mb(rssEnd), 'MB', mb(rssBefore), 'baseline = RSS before the drivers started'),
+      row(
+        'prusalink_fleet_requests',
+        round(requestsPerS, 1),
+        'requests/s',
+        printers,
+        'baseline = one status poll per printer per second; digest retries and listings add to it',
+      ),
+    ];
+  } finally {
+    await Promise.all(drivers.map((d) => d.stop()));
+    child.kill('SIGTERM');
+  }
+}
+
+function row(name: string, value: number, unit: string, baseline: number, note?: string): BenchRow {
+  return { name, value, unit, baseline, ratio: baseline === 0 ? 0 : round(value / baseline, 3), note };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function spawnSimulators(count: number): Promise<{ child: ChildProcess; urls: string[] }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve-simulators', String(count)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const urls = await new Promise<string[]>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`simulator process exited with ${code}`)));
+    lines.once('line', (line) => resolve(JSON.parse(line) as string[]));
+  });
+  return { child, urls };
+}
+
+/** Child side: start the simulators, print their URLs as one JSON line, run until told to stop. */
+async function serveSimulators(count: number): Promise<void> {
+  const sims: PrusaLinkSimulator[] = [];
+  for (let i = 0; i < count; i++) {
+    sims.push(
+      await startPrusaLinkSimulator({
+        flavour: i < count - Math.min(RPI_PRINTERS, count) ? 'buddy' : 'rpi',
+        model: (['MK4', 'MINI', 'XL', 'CORE One'] as const)[i % 4],
+        password: PASSWORD,
+        speed: 60,
+        autoJobs: true,
+      }),
+    );
+  }
+  process.stdout.write(`${JSON.stringify(sims.map((s) => s.url))}\n`);
+  const stop = async () => {
+    await Promise.all(sims.map((s) => s.stop()));
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.stdin.once('end', stop); // the parent went away
+  process.stdin.resume();
+}
+
+const serveIndex = process.argv.indexOf('--serve-simulators');
+if (serveIndex >= 0) {
+  await serveSimulators(Number(process.argv[serveIndex + 1] ?? PRINTERS));
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const rows = await run();
+  console.table(rows);
+}
