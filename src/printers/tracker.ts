@@ -87,7 +87,6 @@ export class PrinterTracker {
       this.state = next;
     }
 
-    if (this.job && observation.cancelSeen) this.job.cancelSeen = true;
     this.reportErrors(observation.errorSlugs);
   }
 
