@@ -47,6 +47,25 @@ const COMMANDS: Record<string, Command> = {
       return runDemo(values as { port?: string; host?: string; speed?: string; 'data-dir'?: string });
     },
   },
+  collector: {
+    summary: 'run the statistics collector service (its own SQLite file in --data-dir)',
+    usage: 'collector [--port N] [--host ADDR] [--data-dir DIR] [--k N]',
+    options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, k: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    run: async (values) => {
+      const { startCollector } = await import('./collector/server.js');
+      const runtime = resolveRuntime({ port: values.port as string | undefined, 'data-dir': values['data-dir'] as string | undefined });
+      const logger = createLogger({ level: 'info' });
+      const k = values.k === undefined ? undefined : Number(values.k);
+      if (k !== undefined && (!Number.isInteger(k) || k < 2)) throw new UsageError('--k must be an integer of at least 2');
+      const collector = await startCollector({ port: runtime.port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir: runtime.dataDir, logger, k });
+      logger.info({ url: collector.url }, 'collector is running');
+      return new Promise<number>((resolve) => {
+        const shutdown = () => void collector.stop().then(() => resolve(EXIT.ok));
+        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', shutdown);
+      });
+    },
+  },
   status: {
     summary: 'show the statistics status (as GET /api/v1/usage-stats/status)',
     usage: 'status [--config FILE] [--data-dir DIR]',

@@ -83,6 +83,7 @@ describe('CLI', () => {
   it('--help everywhere and unknown commands', () => {
     expect(cli(['--help']).stdout).toContain('Commands:');
     expect(cli(['export', '--help']).stdout).toContain('--output');
+    expect(cli(['collector', '--help']).stdout).toContain('--k N');
     expect(cli(['frobnicate']).status).toBe(2);
     expect(cli(['run', '--bogus']).status).toBe(2);
   });
