@@ -16,6 +16,7 @@ import pino from 'pino';
 import { BambuDriver } from '../src/printers/bambu/driver.js';
 import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
 import type { BenchRow } from './types.js';
+import { round, row, sleep } from './util.js';
 
 const PRINTERS = 50;
 const TARGET_CPU_PERCENT = 5;
@@ -123,19 +124,6 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
     await Promise.all(drivers.map((d) => d.stop()));
     child.kill('SIGTERM');
   }
-}
-
-function row(name: string, value: number, unit: string, baseline: number, note?: string): BenchRow {
-  return { name, value, unit, baseline, ratio: baseline === 0 ? 0 : round(value / baseline, 3), note };
-}
-
-function round(n: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function spawnSimulators(count: number): Promise<{ child: ChildProcess; sims: SimInfo[] }> {
