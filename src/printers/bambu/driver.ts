@@ -14,6 +14,7 @@ import type { DisconnectReason, PrinterModel } from '../../stats/events.js';
 import { PrinterTracker } from '../tracker.js';
 import type { EventSink, PrinterDriver, PrinterSnapshot } from '../types.js';
 import {
+  type ConnectionSettings,
   classifyError,
   connectOptions,
   errorCode,
@@ -61,20 +62,14 @@ export const DEFAULT_TIMINGS: BambuTimings = {
   stopTimeoutMs: 1500,
 };
 
-export interface BambuDriverOptions {
+/** The connection settings the driver passes on to the client, minus what the driver fills in itself. */
+export interface BambuDriverOptions
+  extends Pick<ConnectionSettings, 'host' | 'port' | 'serial' | 'accessCode' | 'tls' | 'verifyCertificate' | 'ca'> {
   /** Already a slug of the configured name. */
   id: string;
   name: string;
-  host: string;
-  port: number;
-  serial: string;
-  accessCode: string;
-  tls: boolean;
-  verifyCertificate: boolean;
   /** Shorter timings for tests. */
   timings?: Partial<BambuTimings>;
-  /** Trust anchors for verify_certificate instead of the shipped bundle (tests with their own CA). */
-  ca?: string | string[];
   maxReportBytes?: number;
 }
 
