@@ -16,7 +16,7 @@ import pino from 'pino';
 import { BambuDriver } from '../src/printers/bambu/driver.js';
 import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
 import type { BenchRow } from './types.js';
-import { round, row, sleep } from './util.js';
+import { mb, measureProcess, round, row, sleep } from './util.js';
 
 const PRINTERS = 50;
 const TARGET_CPU_PERCENT = 5;
@@ -77,22 +77,11 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
 
     const reports = () => drivers.reduce((n, d) => n + d.counters.reportsHandled, 0);
     const reportsAtStart = reports();
-    const cpuAtStart = process.cpuUsage();
-    const wallAtStart = performance.now();
-    let rssPeak = process.memoryUsage().rss;
-    const sampler = setInterval(() => {
-      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
-    }, 500);
-    await sleep(durationS * 1000);
-    clearInterval(sampler);
-    const cpu = process.cpuUsage(cpuAtStart);
-    const wallMs = performance.now() - wallAtStart;
+    const { cpuPercent, wallMs, rssPeak } = await measureProcess(durationS);
     const online = drivers.filter((d) => d.snapshot().online).length;
     const malformed = drivers.reduce((n, d) => n + d.counters.malformedReports, 0);
 
-    const cpuPercent = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
     const reportsPerS = ((reports() - reportsAtStart) / wallMs) * 1000;
-    const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
     const note =
       `${printers} printers over TLS, 1 report/s each, ${Math.round(wallMs / 1000)} s measured, ` +
       `${online} online, ${events} events, ${malformed} malformed`;

@@ -15,7 +15,7 @@ import pino from 'pino';
 import { PrusaLinkDriver } from '../src/printers/prusalink/driver.js';
 import { type PrusaLinkSimulator, startPrusaLinkSimulator } from '../src/simulators/prusalink.js';
 import type { BenchRow } from './types.js';
-import { round, row, sleep } from './util.js';
+import { mb, measureProcess, round, row, sleep } from './util.js';
 
 const PRINTERS = 50;
 const RPI_PRINTERS = 10;
@@ -67,22 +67,10 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
     await sleep(WARMUP_S * 1000);
 
     const requestsAtStart = requests;
-    const cpuAtStart = process.cpuUsage();
-    const wallAtStart = performance.now();
-    let rssPeak = process.memoryUsage().rss;
-    const sampler = setInterval(() => {
-      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
-    }, 500);
-    await sleep(durationS * 1000);
-    clearInterval(sampler);
-    const cpu = process.cpuUsage(cpuAtStart);
-    const wallMs = performance.now() - wallAtStart;
-    const rssEnd = process.memoryUsage().rss;
+    const { cpuPercent, wallMs, rssPeak, rssEnd } = await measureProcess(durationS);
     const online = drivers.filter((d) => d.snapshot().online).length;
 
-    const cpuPercent = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
     const requestsPerS = ((requests - requestsAtStart) / wallMs) * 1000;
-    const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
     const note = `${printers} printers, 1 s polls, ${Math.round(wallMs / 1000)} s measured, ${online} online, ${events} events`;
     return [
       row(

@@ -14,3 +14,29 @@ export function row(name: string, value: number, unit: string, baseline: number,
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+export const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+
+export interface ProcessUsage {
+  /** CPU time of this process as a percentage of one core over the window. */
+  cpuPercent: number;
+  wallMs: number;
+  rssPeak: number;
+  rssEnd: number;
+}
+
+/** Waits `durationS` seconds while sampling this process's CPU time and peak RSS. */
+export async function measureProcess(durationS: number): Promise<ProcessUsage> {
+  const cpuAtStart = process.cpuUsage();
+  const wallAtStart = performance.now();
+  let rssPeak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+  }, 500);
+  await sleep(durationS * 1000);
+  clearInterval(sampler);
+  const cpu = process.cpuUsage(cpuAtStart);
+  const wallMs = performance.now() - wallAtStart;
+  const rssEnd = process.memoryUsage().rss;
+  return { cpuPercent: ((cpu.user + cpu.system) / 1000 / wallMs) * 100, wallMs, rssPeak, rssEnd };
+}
