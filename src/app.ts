@@ -32,6 +32,15 @@ const CLEANUP_INTERVAL_MS = 24 * 3600 * 1000;
 
 type HttpServer = ReturnType<typeof serve>;
 
+/** The optional features as the config switches them; usage_statistics comes from the user's opt-in instead. */
+export function configuredFeatures(config: Config): Partial<Record<Feature, boolean>> {
+  return {
+    mqtt_publish: config.mqtt.enabled,
+    ha_discovery: config.mqtt.enabled && config.mqtt.discovery,
+    api_token: config.api_token !== undefined,
+  };
+}
+
 export class Daemon {
   private lock: DataDirLock | null = null;
   private db: Database.Database | null = null;
@@ -116,12 +125,7 @@ export class Daemon {
   }
 
   private features(): Partial<Record<Feature, boolean>> {
-    const { config } = this.options;
-    return {
-      mqtt_publish: config.mqtt.enabled,
-      ha_discovery: config.mqtt.enabled && config.mqtt.discovery,
-      api_token: config.api_token !== undefined,
-    };
+    return configuredFeatures(this.options.config);
   }
 
   /** feature_enabled / feature_disabled when a start finds a feature switched differently from the last run. */

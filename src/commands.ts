@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { Daemon } from './app.js';
+import { configuredFeatures, Daemon } from './app.js';
 import { type Config, ConfigError, loadConfigFile } from './config.js';
 import { DatabaseOpenError, databasePath, openDatabase } from './db/open.js';
 import { DataDirLockedError } from './lock.js';
@@ -165,11 +165,7 @@ async function withService(
       logger: silentLogger(),
       timezone: effectiveTimezone(config.timezone),
       fleet: () => config.printers.map((p) => ({ type: p.type, model: 'other' as const })),
-      features: () => ({
-        mqtt_publish: config.mqtt.enabled,
-        ha_discovery: config.mqtt.enabled && config.mqtt.discovery,
-        api_token: config.api_token !== undefined,
-      }),
+      features: () => configuredFeatures(config),
     });
     return await work(service, config);
   } finally {
