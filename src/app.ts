@@ -138,7 +138,8 @@ export class Daemon {
       if (previous === now) continue;
       service.setSetting(key, now);
       // The first run only records features that are on; "off" is the default and not news.
-      if (previous !== null || enabled) service.recordEvent(enabled ? 'feature_enabled' : 'feature_disabled', { feature });
+      if (previous !== null || enabled)
+        service.recordEvent(enabled ? 'feature_enabled' : 'feature_disabled', { feature });
     }
   }
 

@@ -11,7 +11,7 @@ import { DatabaseOpenError, databasePath, openDatabase } from './db/open.js';
 import { DataDirLockedError } from './lock.js';
 import { createLogger, silentLogger } from './log.js';
 import { createDriver } from './printers/drivers.js';
-import { resolveRuntime, type Runtime, type RuntimeFlags, UsageError } from './runtime.js';
+import { type Runtime, type RuntimeFlags, resolveRuntime, UsageError } from './runtime.js';
 import { appVersion, effectiveTimezone } from './stats/privacy.js';
 import { UsageRepository } from './stats/repository.js';
 import { UsageStatsService } from './stats/service.js';
@@ -41,7 +41,13 @@ const COMMANDS: Record<string, Command> = {
   demo: {
     summary: 'run the daemon against built-in simulated printers on a throwaway data directory',
     usage: 'demo [--port N] [--host ADDR] [--speed N] [--data-dir DIR]',
-    options: { port: { type: 'string' }, host: { type: 'string' }, speed: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      speed: { type: 'string' },
+      'data-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     run: async (values) => {
       const { runDemo } = await import('./demo.js');
       return runDemo(values as { port?: string; host?: string; speed?: string; 'data-dir'?: string });
@@ -50,14 +56,30 @@ const COMMANDS: Record<string, Command> = {
   collector: {
     summary: 'run the statistics collector service (its own SQLite file in --data-dir)',
     usage: 'collector [--port N] [--host ADDR] [--data-dir DIR] [--k N]',
-    options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, k: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      k: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     run: async (values) => {
       const { startCollector } = await import('./collector/server.js');
-      const runtime = resolveRuntime({ port: values.port as string | undefined, 'data-dir': values['data-dir'] as string | undefined });
+      const runtime = resolveRuntime({
+        port: values.port as string | undefined,
+        'data-dir': values['data-dir'] as string | undefined,
+      });
       const logger = createLogger({ level: 'info' });
       const k = values.k === undefined ? undefined : Number(values.k);
-      if (k !== undefined && (!Number.isInteger(k) || k < 2)) throw new UsageError('--k must be an integer of at least 2');
-      const collector = await startCollector({ port: runtime.port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir: runtime.dataDir, logger, k });
+      if (k !== undefined && (!Number.isInteger(k) || k < 2))
+        throw new UsageError('--k must be an integer of at least 2');
+      const collector = await startCollector({
+        port: runtime.port,
+        host: (values.host as string | undefined) ?? '127.0.0.1',
+        dataDir: runtime.dataDir,
+        logger,
+        k,
+      });
       logger.info({ url: collector.url }, 'collector is running');
       return new Promise<number>((resolve) => {
         const shutdown = () => void collector.stop().then(() => resolve(EXIT.ok));
@@ -265,4 +287,3 @@ function reportFailure(error: unknown): number {
   process.stderr.write(`printernizer-stats: ${(error as Error)?.message ?? String(error)}\n`);
   return EXIT.failure;
 }
-

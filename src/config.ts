@@ -59,7 +59,10 @@ export const mqttSchema = z.strictObject({
   enabled: z.boolean().default(false),
   url: z.preprocess(
     (v) => (v === '' || v === null ? undefined : v),
-    z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\/.+/, 'must be a broker URL like mqtt://host:1883').optional(),
+    z
+      .string()
+      .regex(/^(mqtts?|wss?|tcp|ssl):\/\/.+/, 'must be a broker URL like mqtt://host:1883')
+      .optional(),
   ),
   username: optionalText,
   password: optionalText,

@@ -13,7 +13,12 @@ import { DEFAULT_PORT } from './runtime.js';
 import { startBambuSimulator } from './simulators/bambu.js';
 import { startPrusaLinkSimulator } from './simulators/prusalink.js';
 
-export async function runDemo(flags: { port?: string; host?: string; speed?: string; 'data-dir'?: string }): Promise<number> {
+export async function runDemo(flags: {
+  port?: string;
+  host?: string;
+  speed?: string;
+  'data-dir'?: string;
+}): Promise<number> {
   const speed = Number(flags.speed ?? 60);
   const port = flags.port !== undefined ? Number(flags.port) : DEFAULT_PORT;
   const host = flags.host ?? '127.0.0.1';
@@ -21,22 +26,62 @@ export async function runDemo(flags: { port?: string; host?: string; speed?: str
   const dataDir = flags['data-dir'] ?? mkdtempSync(join(tmpdir(), 'printernizer-demo-'));
   const logger = createLogger({ level: 'info' });
 
-  const x1c = await startBambuSimulator({ serial: '00M00A000000001', accessCode: 'demo1234', model: 'X1C', port: 0, host: '127.0.0.1', autoJobs: true, speed });
-  const a1 = await startBambuSimulator({ serial: '03919A000000002', accessCode: 'demo5678', model: 'A1', port: 0, host: '127.0.0.1', autoJobs: true, speed });
-  const mk4 = await startPrusaLinkSimulator({ password: 'demopass', model: 'MK4', port: 0, host: '127.0.0.1', autoJobs: true, speed });
+  const x1c = await startBambuSimulator({
+    serial: '00M00A000000001',
+    accessCode: 'demo1234',
+    model: 'X1C',
+    port: 0,
+    host: '127.0.0.1',
+    autoJobs: true,
+    speed,
+  });
+  const a1 = await startBambuSimulator({
+    serial: '03919A000000002',
+    accessCode: 'demo5678',
+    model: 'A1',
+    port: 0,
+    host: '127.0.0.1',
+    autoJobs: true,
+    speed,
+  });
+  const mk4 = await startPrusaLinkSimulator({
+    password: 'demopass',
+    model: 'MK4',
+    port: 0,
+    host: '127.0.0.1',
+    autoJobs: true,
+    speed,
+  });
 
   const config = parseConfig({
     log_level: 'info',
     timezone: 'Europe/Berlin',
     printers: [
-      { name: 'Demo X1 Carbon', type: 'bambu_lab', host: '127.0.0.1', port: x1c.port, serial: x1c.serial, access_code: 'demo1234' },
-      { name: 'Demo A1', type: 'bambu_lab', host: '127.0.0.1', port: a1.port, serial: a1.serial, access_code: 'demo5678' },
+      {
+        name: 'Demo X1 Carbon',
+        type: 'bambu_lab',
+        host: '127.0.0.1',
+        port: x1c.port,
+        serial: x1c.serial,
+        access_code: 'demo1234',
+      },
+      {
+        name: 'Demo A1',
+        type: 'bambu_lab',
+        host: '127.0.0.1',
+        port: a1.port,
+        serial: a1.serial,
+        access_code: 'demo5678',
+      },
       { name: 'Demo MK4', type: 'prusa', host: mk4.url, username: 'maker', password: 'demopass', poll_interval_s: 5 },
     ],
   });
   const daemon = new Daemon({ config, dataDir, port, host, logger, createDriver });
   const started = await daemon.start();
-  logger.info({ url: `http://${host}:${started.port}/`, data_dir: dataDir, speed }, 'demo running: open the URL; Ctrl+C stops');
+  logger.info(
+    { url: `http://${host}:${started.port}/`, data_dir: dataDir, speed },
+    'demo running: open the URL; Ctrl+C stops',
+  );
 
   return new Promise<number>((resolve) => {
     const shutdown = async () => {

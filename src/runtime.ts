@@ -56,11 +56,7 @@ export function resolveRuntime(flags: RuntimeFlags, env: NodeJS.ProcessEnv = pro
   const defaultConfig = join(dataDir, 'options.json');
   const configPath = explicitConfig ? resolve(explicitConfig) : existsSync(defaultConfig) ? defaultConfig : undefined;
   const port =
-    flags.port !== undefined
-      ? parsePort(flags.port, '--port')
-      : env.PORT
-        ? parsePort(env.PORT, 'PORT')
-        : DEFAULT_PORT;
+    flags.port !== undefined ? parsePort(flags.port, '--port') : env.PORT ? parsePort(env.PORT, 'PORT') : DEFAULT_PORT;
   const host = flags.host ?? (env.HOST || undefined) ?? DEFAULT_HOST;
   return { dataDir, configPath, port, host };
 }

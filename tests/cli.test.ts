@@ -12,7 +12,9 @@ function cli(args: string[]) {
 }
 
 async function startDaemon(dataDir: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
-  const child = spawn(process.execPath, [...CLI, 'run', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1'], { env });
+  const child = spawn(process.execPath, [...CLI, 'run', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1'], {
+    env,
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -38,7 +40,9 @@ describe('CLI', () => {
 
     // The one-shot commands work beside the running daemon (WAL).
     expect(JSON.parse(cli(['opt-in', '--data-dir', dataDir]).stdout).success).toBe(true);
-    const local = (await (await fetch(`http://127.0.0.1:${port}/api/v1/usage-stats/local`)).json()) as { opt_in_status: string };
+    const local = (await (await fetch(`http://127.0.0.1:${port}/api/v1/usage-stats/local`)).json()) as {
+      opt_in_status: string;
+    };
     expect(local.opt_in_status).toBe('enabled');
 
     const second = cli(['run', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1']);
@@ -53,7 +57,9 @@ describe('CLI', () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(output()).toContain('"msg":"stopped"');
-    const exported = JSON.parse(cli(['export', '--data-dir', dataDir]).stdout) as { events: { event_type: string; metadata: Record<string, unknown> }[] };
+    const exported = JSON.parse(cli(['export', '--data-dir', dataDir]).stdout) as {
+      events: { event_type: string; metadata: Record<string, unknown> }[];
+    };
     const types = exported.events.map((e) => e.event_type);
     expect(types).toEqual(['app_start', 'feature_enabled', 'app_shutdown']);
     expect(exported.events[2]?.metadata.uptime_seconds).toEqual(expect.any(Number));
@@ -61,18 +67,27 @@ describe('CLI', () => {
 
   it('status, preview and delete work on a data dir', () => {
     const dataDir = tempDir();
-    expect(JSON.parse(cli(['status', '--data-dir', dataDir]).stdout)).toMatchObject({ opted_in: false, total_events: 0 });
+    expect(JSON.parse(cli(['status', '--data-dir', dataDir]).stdout)).toMatchObject({
+      opted_in: false,
+      total_events: 0,
+    });
     cli(['opt-in', '--data-dir', dataDir]);
     expect(JSON.parse(cli(['preview', '--data-dir', dataDir]).stdout).schema_version).toBe(1);
     const refused = cli(['delete', '--data-dir', dataDir]);
     expect(refused.status).toBe(2);
-    expect(JSON.parse(cli(['delete', '--yes', '--data-dir', dataDir]).stdout)).toMatchObject({ success: true, deleted_events: 1 });
+    expect(JSON.parse(cli(['delete', '--yes', '--data-dir', dataDir]).stdout)).toMatchObject({
+      success: true,
+      deleted_events: 1,
+    });
   });
 
   it('an invalid config stops start-up with one line per problem and exit code 2, no stack', () => {
     const dataDir = tempDir();
     const config = join(dataDir, 'bad.json');
-    writeFileSync(config, JSON.stringify({ log_level: 'loud', printers: [{ name: 'X', type: 'bambu_lab' }], extra: 1 }));
+    writeFileSync(
+      config,
+      JSON.stringify({ log_level: 'loud', printers: [{ name: 'X', type: 'bambu_lab' }], extra: 1 }),
+    );
     const result = cli(['run', '--config', config, '--data-dir', dataDir]);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('extra: unknown key');

@@ -18,7 +18,15 @@ const EXAMPLE = {
       tls: true,
       verify_certificate: false,
     },
-    { name: 'MK4', type: 'prusa', host: 'http://192.168.1.30', username: 'maker', password: 'secret', api_key: '', poll_interval_s: 30 },
+    {
+      name: 'MK4',
+      type: 'prusa',
+      host: 'http://192.168.1.30',
+      username: 'maker',
+      password: 'secret',
+      api_key: '',
+      poll_interval_s: 30,
+    },
   ],
   usage_statistics: { endpoint: 'https://collector.example/v1/submit', schedule: '0 3 * * 1', retention_days: 365 },
   mqtt: { enabled: false },
@@ -38,12 +46,21 @@ describe('config', () => {
   it('accepts the documented example and fills defaults', () => {
     const config = parseConfig(EXAMPLE);
     expect(config.printers).toHaveLength(2);
-    expect(config.mqtt).toEqual({ enabled: false, base_topic: 'printernizer', discovery: true, discovery_prefix: 'homeassistant' });
+    expect(config.mqtt).toEqual({
+      enabled: false,
+      base_topic: 'printernizer',
+      discovery: true,
+      discovery_prefix: 'homeassistant',
+    });
     expect(config.printers[1]).toMatchObject({ type: 'prusa', api_key: undefined, username: 'maker' });
   });
 
   it('accepts an empty file as all defaults', () => {
-    expect(parseConfig({})).toMatchObject({ log_level: 'info', printers: [], usage_statistics: { retention_days: 365 } });
+    expect(parseConfig({})).toMatchObject({
+      log_level: 'info',
+      printers: [],
+      usage_statistics: { retention_days: 365 },
+    });
   });
 
   it('requires name, type, host and credentials of each printer', () => {
@@ -56,7 +73,9 @@ describe('config', () => {
     expect(problems({ printers: [{ name: 'MK4', type: 'prusa', host: 'mk4.local' }] })).toEqual([
       'printers[0].password: needs a password or an api_key',
     ]);
-    expect(problems({ printers: [{ name: 'X', type: 'ender', host: 'h' }] })).toEqual(['printers[0].type: must be "bambu_lab" or "prusa"']);
+    expect(problems({ printers: [{ name: 'X', type: 'ender', host: 'h' }] })).toEqual([
+      'printers[0].type: must be "bambu_lab" or "prusa"',
+    ]);
   });
 
   it('rejects unknown keys with their path', () => {
@@ -68,7 +87,11 @@ describe('config', () => {
 
   it('rejects wrong types and ranges, one line per problem', () => {
     expect(
-      problems({ log_level: 'loud', timezone: 'Mars/Olympus', usage_statistics: { retention_days: 0, endpoint: 'ftp://x' } }),
+      problems({
+        log_level: 'loud',
+        timezone: 'Mars/Olympus',
+        usage_statistics: { retention_days: 0, endpoint: 'ftp://x' },
+      }),
     ).toEqual([
       expect.stringMatching(/^log_level: /),
       'timezone: is not an IANA time zone such as Europe/Berlin',
@@ -100,7 +123,10 @@ describe('config', () => {
   });
 
   it('redacts every secret when printed', () => {
-    const text = JSON.stringify(redactConfig(parseConfig({ ...EXAMPLE, mqtt: { enabled: true, password: 'mqttpw' }, api_token: 'tok' })));
-    for (const secret of ['12345678', 'secret', '01S00C000000000', 'mqttpw', '"tok"']) expect(text).not.toContain(secret);
+    const text = JSON.stringify(
+      redactConfig(parseConfig({ ...EXAMPLE, mqtt: { enabled: true, password: 'mqttpw' }, api_token: 'tok' })),
+    );
+    for (const secret of ['12345678', 'secret', '01S00C000000000', 'mqttpw', '"tok"'])
+      expect(text).not.toContain(secret);
   });
 });

@@ -47,9 +47,13 @@ export function testClock(start = '2026-11-02T10:00:00.000Z'): TestClock {
   };
 }
 
-export function testService(
-  overrides: Partial<ServiceOptions> & { dir?: string; fleet?: () => FleetMember[] } = {},
-): { service: UsageStatsService; repository: UsageRepository; db: Database.Database; clock: TestClock; path: string } {
+export function testService(overrides: Partial<ServiceOptions> & { dir?: string; fleet?: () => FleetMember[] } = {}): {
+  service: UsageStatsService;
+  repository: UsageRepository;
+  db: Database.Database;
+  clock: TestClock;
+  path: string;
+} {
   const { db, path } = openTestDb(overrides.dir);
   const repository = new UsageRepository(db);
   const clock = testClock();

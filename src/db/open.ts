@@ -63,7 +63,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database.
     return db;
   } catch (error) {
     db.close();
-    const reason = (error as { code?: string }).code === 'SQLITE_NOTADB' ? 'not a SQLite database' : (error as Error).message;
+    const reason =
+      (error as { code?: string }).code === 'SQLITE_NOTADB' ? 'not a SQLite database' : (error as Error).message;
     throw new DatabaseOpenError(
       `database ${path} cannot be used (${reason}); it was left untouched — move it aside to start fresh`,
       path,

@@ -47,7 +47,10 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
     c.header('X-Content-Type-Options', 'nosniff');
   });
 
-  app.route('/api/v1/health', healthRoutes({ version: deps.version, uptimeSeconds: () => deps.service.uptimeSeconds() }));
+  app.route(
+    '/api/v1/health',
+    healthRoutes({ version: deps.version, uptimeSeconds: () => deps.service.uptimeSeconds() }),
+  );
   app.route('/api/v1/usage-stats', usageStatsRoutes(deps.service, deps.submission));
   app.route('/api/v1/printers', printerRoutes(deps.printers ?? (() => [])));
 

@@ -26,7 +26,12 @@ export const requireJsonOrEmpty: MiddlewareHandler = async (c, next) => {
   if (c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'OPTIONS') return next();
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/json' || (type === '' && !declaresBody(c))) return next();
-  return errorResponse(c, 415, 'unsupported_media_type', 'send no body, or a JSON body with Content-Type: application/json');
+  return errorResponse(
+    c,
+    415,
+    'unsupported_media_type',
+    'send no body, or a JSON body with Content-Type: application/json',
+  );
 };
 
 /** Parses an optional JSON body against a schema; an empty body is `{}`. Throws ApiError 400/422. */

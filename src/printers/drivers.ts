@@ -1,6 +1,7 @@
 /** Maps each configured printer to its protocol's driver. */
-import type { DriverFactory } from './fleet.js';
+
 import { BambuDriver } from './bambu/driver.js';
+import type { DriverFactory } from './fleet.js';
 import { PrusaLinkDriver } from './prusalink/driver.js';
 
 export const createDriver: DriverFactory = (printer, id, deps) => {

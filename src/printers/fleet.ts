@@ -31,7 +31,10 @@ export class PrinterFleet {
       let id = printerIdFromName(printer.name);
       for (let n = 2; used.has(id); n++) id = `${printerIdFromName(printer.name)}_${n}`;
       used.add(id);
-      const logger = this.deps.logger.child({ component: printer.type === 'bambu_lab' ? 'bambu' : 'prusalink', printer: id });
+      const logger = this.deps.logger.child({
+        component: printer.type === 'bambu_lab' ? 'bambu' : 'prusalink',
+        printer: id,
+      });
       try {
         const driver = this.deps.createDriver(printer, id, { emit: this.deps.emit, logger });
         this.drivers.push(driver);

@@ -9,13 +9,7 @@
  * - Each job is counted once: transitions are only taken from an active job, and repeated terminal states change
  *   nothing.
  */
-import type {
-  DisconnectReason,
-  EventMetadata,
-  FailureType,
-  PrinterModel,
-  PrinterType,
-} from '../stats/events.js';
+import type { DisconnectReason, EventMetadata, FailureType, PrinterModel, PrinterType } from '../stats/events.js';
 import { ACTIVE_JOB_STATES, type EventSink, type JobObservation, type JobState } from './types.js';
 
 export interface PrinterTrackerOptions {

@@ -99,7 +99,11 @@ export const ERROR_CODE_SLUG = /^(hms|print_error)_[0-9a-f]{4}_[0-9a-f]{4}$/;
 
 const errorType = z.union([z.enum(ERROR_TYPES), z.string().regex(ERROR_CODE_SLUG)]);
 const count = z.number().int().min(0).max(1e12);
-const seconds = z.number().int().min(0).max(10 * 365 * 24 * 3600);
+const seconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(10 * 365 * 24 * 3600);
 const printerFields = { printer_type: z.enum(PRINTER_TYPES), printer_model: z.enum(PRINTER_MODELS) };
 
 /** Version strings are constrained to dotted numbers so nothing else can hide in them. */

@@ -22,7 +22,10 @@ export function effectiveTimezone(configured: string | undefined, env: NodeJS.Pr
   return configured ?? (env.TZ || undefined) ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? null;
 }
 
-export function detectDeploymentMode(env: NodeJS.ProcessEnv = process.env, dockerMarker = '/.dockerenv'): DeploymentMode {
+export function detectDeploymentMode(
+  env: NodeJS.ProcessEnv = process.env,
+  dockerMarker = '/.dockerenv',
+): DeploymentMode {
   if (env.SUPERVISOR_TOKEN) return 'homeassistant';
   if (env.PRINTERNIZER_DEPLOYMENT === 'docker' || existsSync(dockerMarker) || isInContainerCgroup()) return 'docker';
   return 'standalone';

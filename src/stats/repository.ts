@@ -191,9 +191,8 @@ export class UsageRepository {
 
   oldestUnsubmittedTimestamp(): string | null {
     return (
-      (this.db.prepare('SELECT MIN(timestamp) FROM usage_events WHERE submitted = 0').pluck().get() as
-        | string
-        | null) ?? null
+      (this.db.prepare('SELECT MIN(timestamp) FROM usage_events WHERE submitted = 0').pluck().get() as string | null) ??
+      null
     );
   }
 

@@ -12,9 +12,14 @@ describe('database', () => {
     expect(db.pragma('synchronous', { simple: true })).toBe(1);
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    const columns = db.prepare('PRAGMA table_info(usage_events)').all().map((c) => (c as { name: string }).name);
+    const columns = db
+      .prepare('PRAGMA table_info(usage_events)')
+      .all()
+      .map((c) => (c as { name: string }).name);
     expect(columns).toEqual(['id', 'event_type', 'timestamp', 'metadata', 'submitted', 'submitted_at', 'created_at']);
-    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_events' AND sql IS NOT NULL").all();
+    const indexes = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_events' AND sql IS NOT NULL")
+      .all();
     expect(indexes).toHaveLength(3);
   });
 

@@ -27,7 +27,12 @@ afterEach(async () => {
   await daemon.stop();
 });
 
-const json = (path: string, init?: RequestInit) => fetch(base + path, init).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any>, headers: r.headers }));
+const json = (path: string, init?: RequestInit) =>
+  fetch(base + path, init).then(async (r) => ({
+    status: r.status,
+    body: (await r.json()) as Record<string, any>,
+    headers: r.headers,
+  }));
 const post = (path: string, body?: unknown) =>
   json(path, {
     method: 'POST',
@@ -38,29 +43,59 @@ describe('HTTP API', () => {
   it('GET /api/v1/health', async () => {
     const { status, body } = await json('/api/v1/health');
     expect(status).toBe(200);
-    expect(body).toEqual({ status: 'ok', version: expect.stringMatching(/^\d+\.\d+\.\d+/), uptime_seconds: expect.any(Number) });
+    expect(body).toEqual({
+      status: 'ok',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      uptime_seconds: expect.any(Number),
+    });
   });
 
   it('GET /local has the documented shape, opted out by default', async () => {
     const { body } = await json('/api/v1/usage-stats/local');
     expect(Object.keys(body).sort()).toEqual(
-      ['events_by_type', 'first_seen', 'installation_id', 'last_submission', 'next_submission', 'opt_in_status', 'this_week', 'total_events'].sort(),
+      [
+        'events_by_type',
+        'first_seen',
+        'installation_id',
+        'last_submission',
+        'next_submission',
+        'opt_in_status',
+        'this_week',
+        'total_events',
+      ].sort(),
     );
     expect(body).toMatchObject({ installation_id: null, first_seen: null, opt_in_status: 'disabled', total_events: 1 });
     expect(body.events_by_type).toEqual({ app_start: 1 });
     expect(Object.keys(body.this_week).sort()).toEqual(
-      ['error_count', 'file_count', 'job_completed_count', 'job_count', 'job_failed_count', 'printer_connect_count', 'upload_count'].sort(),
+      [
+        'error_count',
+        'file_count',
+        'job_completed_count',
+        'job_count',
+        'job_failed_count',
+        'printer_connect_count',
+        'upload_count',
+      ].sort(),
     );
   });
 
   it('opt-in, opt-out, status', async () => {
     const optIn = await post('/api/v1/usage-stats/opt-in');
     expect(optIn.status).toBe(200);
-    expect(optIn.body).toEqual({ success: true, installation_id: expect.stringMatching(/^[0-9a-f-]{36}$/), message: expect.any(String) });
+    expect(optIn.body).toEqual({
+      success: true,
+      installation_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      message: expect.any(String),
+    });
     const again = await post('/api/v1/usage-stats/opt-in', {});
     expect(again.body.installation_id).toBe(optIn.body.installation_id);
     const status = await json('/api/v1/usage-stats/status');
-    expect(status.body).toMatchObject({ service_available: true, opted_in: true, collection_active: true, do_not_track: false });
+    expect(status.body).toMatchObject({
+      service_available: true,
+      opted_in: true,
+      collection_active: true,
+      do_not_track: false,
+    });
     const optOut = await post('/api/v1/usage-stats/opt-out');
     expect(optOut.body).toMatchObject({ success: true, installation_id: optIn.body.installation_id });
     expect((await json('/api/v1/usage-stats/local')).body.opt_in_status).toBe('disabled');
@@ -88,7 +123,16 @@ describe('HTTP API', () => {
     await post('/api/v1/usage-stats/opt-in');
     const { body } = await json('/api/v1/usage-stats/preview');
     expect(Object.keys(body).sort()).toEqual(
-      ['error_summary', 'installation', 'period', 'printer_fleet', 'schema_version', 'submission_id', 'submission_timestamp', 'usage_stats'].sort(),
+      [
+        'error_summary',
+        'installation',
+        'period',
+        'printer_fleet',
+        'schema_version',
+        'submission_id',
+        'submission_timestamp',
+        'usage_stats',
+      ].sort(),
     );
     expect(body.installation.country_code).toBe('DE');
   });
@@ -127,14 +171,21 @@ describe('HTTP API: bad input', () => {
     const response = await post('/api/v1/usage-stats/opt-out', { delete_remote: 'yes', extra: 1 });
     expect(response.status).toBe(422);
     expect(response.body.error.issues).toEqual(
-      expect.arrayContaining([expect.objectContaining({ path: 'delete_remote' }), expect.objectContaining({ path: '(root)' })]),
+      expect.arrayContaining([
+        expect.objectContaining({ path: 'delete_remote' }),
+        expect.objectContaining({ path: '(root)' }),
+      ]),
     );
   });
 
   it('a cross-site form cannot delete the data (415), and nothing is lost', async () => {
     const before = (await json('/api/v1/usage-stats/local')).body.total_events;
     for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain']) {
-      const response = await json('/api/v1/usage-stats', { method: 'DELETE', body: 'confirm=1', headers: { 'Content-Type': type } });
+      const response = await json('/api/v1/usage-stats', {
+        method: 'DELETE',
+        body: 'confirm=1',
+        headers: { 'Content-Type': type },
+      });
       expect(response.status).toBe(415);
       expect(response.body.error.code).toBe('unsupported_media_type');
     }
@@ -143,13 +194,21 @@ describe('HTTP API: bad input', () => {
 
   it('a body over 64 KiB is 413, also when streamed without a length', async () => {
     const big = JSON.stringify({ pad: 'x'.repeat(70 * 1024) });
-    const sized = await json('/api/v1/usage-stats/opt-in', { method: 'POST', body: big, headers: { 'Content-Type': 'application/json' } });
+    const sized = await json('/api/v1/usage-stats/opt-in', {
+      method: 'POST',
+      body: big,
+      headers: { 'Content-Type': 'application/json' },
+    });
     expect(sized.status).toBe(413);
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${base}/api/v1/usage-stats/opt-in`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        `${base}/api/v1/usage-stats/opt-in`,
+        { method: 'POST', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 10; i++) req.write('x'.repeat(10 * 1024));
       req.end();

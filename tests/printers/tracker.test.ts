@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { EventMetadata, EventType } from '../../src/stats/events.js';
 import { PrinterTracker } from '../../src/printers/tracker.js';
 import type { JobObservation, JobState } from '../../src/printers/types.js';
+import type { EventMetadata, EventType } from '../../src/stats/events.js';
 
 function setup(opts: { printerType?: 'bambu_lab' | 'prusa' } = {}) {
   const events: { type: EventType; metadata: EventMetadata }[] = [];
@@ -41,7 +41,11 @@ describe('PrinterTracker', () => {
     t.advance(90);
     t.feed('finished', 'finished');
     expect(t.types()).toEqual(['job_created', 'job_completed']);
-    expect(t.events.at(-1)?.metadata).toEqual({ printer_type: 'bambu_lab', printer_model: 'P1S', duration_seconds: 120 });
+    expect(t.events.at(-1)?.metadata).toEqual({
+      printer_type: 'bambu_lab',
+      printer_model: 'P1S',
+      duration_seconds: 120,
+    });
   });
 
   it('counts FAILED after the transient cancel code as cancelled, otherwise failed', () => {
@@ -137,10 +141,18 @@ describe('PrinterTracker', () => {
 
   it('reports each error slug once per job', () => {
     const t = setup();
-    t.feed('idle', { state: 'printing', errorSlugs: ['hms_0300_0100'] }, { state: 'printing', errorSlugs: ['hms_0300_0100'] });
+    t.feed(
+      'idle',
+      { state: 'printing', errorSlugs: ['hms_0300_0100'] },
+      { state: 'printing', errorSlugs: ['hms_0300_0100'] },
+    );
     t.feed('finished', { state: 'printing', errorSlugs: ['hms_0300_0100'] });
     const errors = t.events.filter((e) => e.type === 'error_occurred');
     expect(errors).toHaveLength(2);
-    expect(errors[0]?.metadata).toEqual({ error_type: 'hms_0300_0100', component: 'bambu_mqtt', printer_type: 'bambu_lab' });
+    expect(errors[0]?.metadata).toEqual({
+      error_type: 'hms_0300_0100',
+      component: 'bambu_mqtt',
+      printer_type: 'bambu_lab',
+    });
   });
 });

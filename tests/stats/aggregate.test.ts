@@ -58,7 +58,16 @@ describe('aggregate_stats', () => {
     });
     expect(payload.submission_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(Object.keys(payload).sort()).toEqual(
-      ['error_summary', 'installation', 'period', 'printer_fleet', 'schema_version', 'submission_id', 'submission_timestamp', 'usage_stats'].sort(),
+      [
+        'error_summary',
+        'installation',
+        'period',
+        'printer_fleet',
+        'schema_version',
+        'submission_id',
+        'submission_timestamp',
+        'usage_stats',
+      ].sort(),
     );
   });
 

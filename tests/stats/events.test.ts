@@ -32,7 +32,12 @@ describe('event contract', () => {
   it('accepts printer error codes only as hex slugs', () => {
     const ok = sanitizeMetadata('error_occurred', { error_type: 'hms_0300_0100', component: 'bambu_mqtt' });
     expect(ok.metadata.error_type).toBe('hms_0300_0100');
-    for (const bad of ['hms_0300_0100 nozzle clogged', 'HMS_0300_0100', 'hms_zzzz_0100', 'Traceback (most recent call)']) {
+    for (const bad of [
+      'hms_0300_0100 nozzle clogged',
+      'HMS_0300_0100',
+      'hms_zzzz_0100',
+      'Traceback (most recent call)',
+    ]) {
       expect(sanitizeMetadata('error_occurred', { error_type: bad }).metadata).toEqual({});
     }
   });
@@ -44,7 +49,15 @@ describe('event contract', () => {
   });
 
   it('never throws, whatever the input', () => {
-    const weird: unknown[] = [null, undefined, 'text', 42, [1, 2], { __proto__: { printer_type: 'prusa' } }, Object.create(null)];
+    const weird: unknown[] = [
+      null,
+      undefined,
+      'text',
+      42,
+      [1, 2],
+      { __proto__: { printer_type: 'prusa' } },
+      Object.create(null),
+    ];
     for (const input of weird) expect(() => sanitizeMetadata('job_created', input)).not.toThrow();
     expect(sanitizeMetadata('job_created', { __proto__: { printer_type: 'prusa' } }).metadata).toEqual({});
   });

@@ -45,7 +45,10 @@ describe('UsageRepository', () => {
     seed(repository, 'job_created', '2026-11-02T00:00:00.000Z');
     seed(repository, 'error_occurred', '2026-11-02T00:00:00.000Z');
     expect(repository.countsByType()).toEqual({ job_created: 2, error_occurred: 1 });
-    expect(repository.countsByType({ start: '2026-11-02T00:00:00.000Z' })).toEqual({ job_created: 1, error_occurred: 1 });
+    expect(repository.countsByType({ start: '2026-11-02T00:00:00.000Z' })).toEqual({
+      job_created: 1,
+      error_occurred: 1,
+    });
   });
 
   it('marks submitted by id once, and by period end', () => {
@@ -54,7 +57,10 @@ describe('UsageRepository', () => {
     const b = seed(repository, 'job_created', '2026-11-02T00:00:00.000Z');
     expect(repository.markSubmitted([a], '2026-11-03T00:00:00.000Z')).toBe(1);
     expect(repository.markSubmitted([a], '2026-11-04T00:00:00.000Z')).toBe(0);
-    expect(repository.getEvents({ submitted: true })[0]).toMatchObject({ id: a, submitted_at: '2026-11-03T00:00:00.000Z' });
+    expect(repository.getEvents({ submitted: true })[0]).toMatchObject({
+      id: a,
+      submitted_at: '2026-11-03T00:00:00.000Z',
+    });
     expect(repository.markSubmittedUpTo('2026-11-05T00:00:00.000Z', '2026-11-05T00:00:00.000Z')).toBe(1);
     expect(repository.getEvents({ submitted: true }).map((e) => e.id)).toEqual([a, b]);
   });

@@ -10,7 +10,11 @@ describe('UsageStatsService: opt-in and opt-out', () => {
     const { service } = testService();
     expect(service.isOptedIn()).toBe(false);
     expect(service.installationId()).toBeNull();
-    expect(service.getLocalStats()).toMatchObject({ installation_id: null, first_seen: null, opt_in_status: 'disabled' });
+    expect(service.getLocalStats()).toMatchObject({
+      installation_id: null,
+      first_seen: null,
+      opt_in_status: 'disabled',
+    });
   });
 
   it('creates the installation id and secret once and keeps them on later opt-ins', () => {
@@ -68,7 +72,11 @@ describe('UsageStatsService: recording', () => {
       duration_seconds: 120,
       job_name: 'secret-prototype.3mf',
     });
-    expect(repository.getEvents()[0]?.metadata).toEqual({ printer_type: 'bambu_lab', printer_model: 'X1C', duration_seconds: 120 });
+    expect(repository.getEvents()[0]?.metadata).toEqual({
+      printer_type: 'bambu_lab',
+      printer_model: 'X1C',
+      duration_seconds: 120,
+    });
     expect(service.droppedMetadataKeys).toBe(1);
   });
 
@@ -81,7 +89,9 @@ describe('UsageStatsService: recording', () => {
 
   it('keeps events in memory while the database refuses writes and flushes them later', () => {
     const { service, db, repository } = testService();
-    db.exec(`CREATE TRIGGER full BEFORE INSERT ON usage_events BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
+    db.exec(
+      `CREATE TRIGGER full BEFORE INSERT ON usage_events BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`,
+    );
     expect(() => service.recordEvent('job_created', { printer_type: 'prusa' })).not.toThrow();
     service.recordEvent('job_completed', { printer_type: 'prusa' });
     expect(service.pendingInMemory()).toBe(2);
@@ -189,7 +199,15 @@ describe('UsageStatsService: local stats, export, delete, cleanup', () => {
 });
 
 describe('privacy: adversarial metadata never reaches storage, export or payload', () => {
-  const SECRETS = ['01S00C000000000', '12345678', 'hunter2', '192.168.1.20', 'alice@example.com', 'Benchy_final.3mf', 'workshop-printer.local'];
+  const SECRETS = [
+    '01S00C000000000',
+    '12345678',
+    'hunter2',
+    '192.168.1.20',
+    'alice@example.com',
+    'Benchy_final.3mf',
+    'workshop-printer.local',
+  ];
 
   it('holds none of the seeded values anywhere', () => {
     const { service, path, db } = testService();
@@ -212,7 +230,15 @@ describe('privacy: adversarial metadata never reaches storage, export or payload
       file_type: SECRETS[5],
       feature: SECRETS[2],
     };
-    for (const type of ['job_created', 'job_completed', 'job_failed', 'file_uploaded', 'error_occurred', 'feature_enabled', 'printer_disconnected'] as const) {
+    for (const type of [
+      'job_created',
+      'job_completed',
+      'job_failed',
+      'file_uploaded',
+      'error_occurred',
+      'feature_enabled',
+      'printer_disconnected',
+    ] as const) {
       service.recordEvent(type, hostile);
     }
     db.pragma('wal_checkpoint(TRUNCATE)');
