@@ -31,6 +31,13 @@ export const REDACT_PATHS = [
   'config.printers[*].api_key',
   'config.printers[*].serial',
   'config.mqtt.password',
+  // User names and printer addresses are personal too (a name, a home network); the broker URL can carry credentials.
+  'username',
+  '*.username',
+  'config.printers[*].username',
+  'config.printers[*].host',
+  'config.mqtt.username',
+  'config.mqtt.url',
 ];
 
 const LEVEL_MAP: Record<string, pino.Level> = {
