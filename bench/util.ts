@@ -40,3 +40,10 @@ export async function measureProcess(durationS: number): Promise<ProcessUsage> {
   const rssEnd = process.memoryUsage().rss;
   return { cpuPercent: ((cpu.user + cpu.system) / 1000 / wallMs) * 100, wallMs, rssPeak, rssEnd };
 }
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return 0;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

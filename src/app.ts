@@ -8,14 +8,18 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { databasePath, ensureWritableDir, openDatabase } from './db/open.js';
+import { accessOptionsFrom } from './http/access.js';
 import { createHttpApp } from './http/app.js';
 import type { SubmissionControl } from './http/routes/usage-stats.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import { type MirrorTuning, type MqttMirror, mirrorFromConfig } from './mqtt/publisher.js';
 import { type DriverFactory, PrinterFleet } from './printers/fleet.js';
 import type { Feature } from './stats/events.js';
 import { appVersion, effectiveTimezone } from './stats/privacy.js';
 import { UsageRepository } from './stats/repository.js';
+import { SubmissionScheduler } from './stats/scheduler.js';
 import { UsageStatsService } from './stats/service.js';
+import { type SubmitterOptions, UsageSubmitter } from './stats/submitter.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -25,6 +29,10 @@ export interface DaemonOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   createDriver?: DriverFactory;
+  /** Test hooks for the submitter (backoff sleep, retry delays, timeout, catch-up delay). */
+  submitter?: Pick<SubmitterOptions, 'sleep' | 'retryDelaysMs' | 'timeoutMs' | 'random'> & { catchUpDelayMs?: number };
+  /** Test hooks for the MQTT mirror (reconnect period, debounce, queue bound). */
+  mqtt?: MirrorTuning;
 }
 
 const FEATURE_SETTING_PREFIX = 'feature_state.';
@@ -49,7 +57,10 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   service: UsageStatsService | null = null;
   fleet: PrinterFleet | null = null;
+  mirror: MqttMirror | null = null;
   submission: SubmissionControl | undefined;
+  submitter: UsageSubmitter | null = null;
+  scheduler: SubmissionScheduler | null = null;
   port = 0;
 
   constructor(private readonly options: DaemonOptions) {}
@@ -70,8 +81,21 @@ export class Daemon {
         timezone: effectiveTimezone(config.timezone, env),
         fleet: () => fleetRef.current?.members() ?? [],
         features: () => this.features(),
+        nextSubmission: () => this.scheduler?.nextSubmission() ?? null,
       });
       this.service = service;
+      // Subscribed before app_start so the mirror sees every event; it connects once the fleet runs.
+      const mirror = mirrorFromConfig({
+        config,
+        env,
+        source: service,
+        snapshots: () => this.fleet?.snapshots() ?? [],
+        logger,
+        version: appVersion(),
+        tuning: this.options.mqtt,
+      });
+      this.mirror = mirror;
+      if (mirror) service.onRecorded((event) => mirror.publishEvent(event));
       service.recordEvent('app_start', service.appStartMetadata());
       this.recordFeatureChanges();
       this.runCleanup();
@@ -87,14 +111,18 @@ export class Daemon {
         fleetRef.current = fleet;
         this.fleet = fleet;
         fleet.start();
+        if (mirror) fleet.onChange((changed) => mirror.printersChanged(changed));
       }
+      mirror?.start();
 
+      this.startSubmission(service, env);
       const app = createHttpApp({
         service,
         logger,
         version: appVersion(),
         printers: () => this.fleet?.snapshots() ?? [],
         submission: this.submission,
+        access: accessOptionsFrom(config, env),
       });
       this.port = await this.listen(app.fetch);
       logger.info(
@@ -122,6 +150,28 @@ export class Daemon {
       });
       this.server = server;
     });
+  }
+
+  /** Submitter and scheduler; without an endpoint submission stays off (submitNow says why). */
+  private startSubmission(service: UsageStatsService, env: NodeJS.ProcessEnv): void {
+    const { config, logger } = this.options;
+    const { catchUpDelayMs, ...hooks } = this.options.submitter ?? {};
+    const endpoint = config.usage_statistics.endpoint;
+    this.submitter = new UsageSubmitter({ service, endpoint, logger, ...hooks });
+    this.submission = this.submitter;
+    if (!endpoint) {
+      logger.info('usage_statistics.endpoint is not set: statistics are kept locally and never submitted');
+      return;
+    }
+    this.scheduler = new SubmissionScheduler({
+      service,
+      submitter: this.submitter,
+      logger,
+      schedule: config.usage_statistics.schedule,
+      timezone: effectiveTimezone(config.timezone, env),
+      catchUpDelayMs,
+    });
+    this.scheduler.start();
   }
 
   private features(): Partial<Record<Feature, boolean>> {
@@ -160,6 +210,8 @@ export class Daemon {
   private async doStop(reason: string): Promise<void> {
     const { logger } = this.options;
     logger.info({ reason }, 'stopping');
+    this.scheduler?.stop();
+    await this.submitter?.stop();
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     if (this.server) {
       const server = this.server;
@@ -175,6 +227,8 @@ export class Daemon {
       this.service.recordEvent('app_shutdown', { uptime_seconds: this.service.uptimeSeconds() });
       this.service.flushPending();
     }
+    // After app_shutdown (so it is mirrored) and before the database closes (the last summary reads it).
+    await this.mirror?.stop();
     try {
       this.db?.close();
     } catch (error) {

@@ -10,7 +10,7 @@ import { type Config, ConfigError, loadConfigFile } from './config.js';
 import { DatabaseOpenError, databasePath, openDatabase } from './db/open.js';
 import { DataDirLockedError } from './lock.js';
 import { createLogger, silentLogger } from './log.js';
-import { createDriver } from './printers/drivers.js';
+import { configuredMembers } from './printers/fleet.js';
 import { type Runtime, type RuntimeFlags, resolveRuntime, UsageError } from './runtime.js';
 import { appVersion, effectiveTimezone } from './stats/privacy.js';
 import { UsageRepository } from './stats/repository.js';
@@ -162,6 +162,27 @@ const COMMANDS: Record<string, Command> = {
     options: COMMON_OPTIONS,
     run: (values) => withService(values, (service) => print(service.aggregateStats())),
   },
+  submit: {
+    summary: 'submit the statistics now (one try, no long backoff; needs opt-in and usage_statistics.endpoint)',
+    usage: 'submit [--config FILE] [--data-dir DIR]',
+    options: COMMON_OPTIONS,
+    run: (values) =>
+      withService(values, async (service, config) => {
+        const { UsageSubmitter } = await import('./stats/submitter.js');
+        const submitter = new UsageSubmitter({
+          service,
+          endpoint: config.usage_statistics.endpoint,
+          logger: silentLogger(),
+        });
+        const outcome = await submitter.submit({ maxAttempts: 1 });
+        if (!outcome.success) {
+          const hint = outcome.reason === 'not_opted_in' ? ' Run `printernizer-stats opt-in` first.' : '';
+          process.stderr.write(`submission not made: ${outcome.message}${hint}\n`);
+          return EXIT.failure;
+        }
+        return print({ success: true, message: outcome.message, submission_id: outcome.submission_id });
+      }),
+  },
 };
 
 function print(value: unknown): number {
@@ -186,7 +207,7 @@ async function withService(
       repository: new UsageRepository(db),
       logger: silentLogger(),
       timezone: effectiveTimezone(config.timezone),
-      fleet: () => config.printers.map((p) => ({ type: p.type, model: 'other' as const })),
+      fleet: () => configuredMembers(config.printers),
       features: () => configuredFeatures(config),
     });
     return await work(service, config);
@@ -200,6 +221,9 @@ const SHUTDOWN_DEADLINE_MS = 5000;
 async function runDaemon(flags: RuntimeFlags): Promise<number> {
   const { runtime, config } = loadRuntime(flags as Record<string, unknown>);
   const logger = createLogger({ level: config.log_level });
+  // Driver code (mqtt and its dependencies) is loaded only when printers are configured: an idle daemon stays small.
+  const createDriver =
+    config.printers.length > 0 ? (await import('./printers/drivers.js')).createDriver : undefined;
   const daemon = new Daemon({ config, ...runtime, logger, createDriver });
   await daemon.start();
   return new Promise<number>((resolve) => {

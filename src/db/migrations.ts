@@ -25,6 +25,20 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 2: the submission payload reads only unsubmitted events. A partial index over exactly what it groups and sums
+  // (the metadata classes as indexed expressions, so json_extract is not re-run per row) lets aggregate_stats read a
+  // small index in group order instead of every table row; the second serves MIN(timestamp) and mark-submitted.
+  // The expressions must stay identical to the ones in UsageRepository's aggregate query.
+  `
+  CREATE INDEX idx_usage_events_unsubmitted_aggregate ON usage_events (
+    event_type,
+    (CASE WHEN event_type = 'job_failed' THEN json_extract(metadata, '$.failure_type') END),
+    (CASE WHEN event_type = 'error_occurred' THEN json_extract(metadata, '$.error_type') END),
+    timestamp,
+    (CASE WHEN event_type IN ('job_completed', 'job_failed') THEN json_extract(metadata, '$.duration_seconds') END)
+  ) WHERE submitted = 0;
+  CREATE INDEX idx_usage_events_unsubmitted_timestamp ON usage_events (timestamp) WHERE submitted = 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -10,11 +10,13 @@ import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import type { PrinterSnapshot } from '../printers/types.js';
 import type { UsageStatsService } from '../stats/service.js';
+import { type AccessOptions, accessGuard } from './access.js';
 import { limitBody, requireJsonOrEmpty } from './body.js';
 import { ApiError, errorResponse } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { printerRoutes } from './routes/printers.js';
 import { type SubmissionControl, usageStatsRoutes } from './routes/usage-stats.js';
+import { uiRoutes } from './ui.js';
 
 export interface HttpAppDeps {
   service: UsageStatsService;
@@ -24,6 +26,8 @@ export interface HttpAppDeps {
   submission?: SubmissionControl;
   /** Directory of the web UI; defaults to the package's www/. */
   wwwDir?: string;
+  /** Ingress guard (add-on) or bearer token (elsewhere); none when absent. */
+  access?: AccessOptions;
 }
 
 /** www/ beside src/ (tsx) or beside dist/ (built). */
@@ -39,6 +43,9 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   const logger = deps.logger.child({ component: 'http' });
   // Not strict: DESIGN.md allows DELETE /api/v1/usage-stats with and without the trailing slash.
   const app = new Hono({ strict: false });
+
+  // First, so nothing (API or UI) answers a peer the guard refuses.
+  if (deps.access) app.use('*', accessGuard(deps.access));
 
   app.use('/api/*', limitBody, requireJsonOrEmpty);
   app.use('/api/*', async (c, next) => {
@@ -61,6 +68,7 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
       : errorResponse(c, 404, 'not_found', `no API route ${c.req.path}`);
   });
 
+  app.route('/', uiRoutes({ wwwDir: deps.wwwDir ?? defaultWwwDir() }));
   app.use('/*', serveStatic({ root: deps.wwwDir ?? defaultWwwDir() }));
 
   app.notFound((c) => errorResponse(c, 404, 'not_found', `nothing at ${c.req.path}`));

@@ -96,6 +96,15 @@ export interface ExportDocument {
   events: { id: string; event_type: EventType; timestamp: string; metadata: EventMetadata; submitted: boolean }[];
 }
 
+/** GET /usage-stats/history: jobs per UTC day (oldest first) and printing hours. */
+export interface JobHistory {
+  weeks: number;
+  days: { date: string; job_created: number; job_completed: number; job_failed: number; print_hours: number }[];
+  print_hours: { total: number; this_week: number };
+}
+
+const hours = (seconds: number): number => Math.round((seconds / 3600) * 100) / 100;
+
 export type RecordedListener = (event: UsageEvent) => void;
 
 export class UsageStatsService {
@@ -347,6 +356,45 @@ export class UsageStatsService {
       events_by_type: byType,
       last_submission: this.repository.getSetting(SETTINGS.lastSubmission),
       next_submission: this.nextSubmission(),
+    };
+  }
+
+  /** Printing time of every stored job, completed or failed (the only events with duration_seconds), in seconds. */
+  totalPrintSeconds(): number {
+    return this.repository.sumMetadata('duration_seconds');
+  }
+
+  /**
+   * Jobs per UTC day over the last `weeks` weeks (today included, days without jobs as zeros) and printing hours in
+   * total and over the last 7 days, for the UI's chart and totals; local data only, read-only.
+   */
+  jobHistory(weeks: number): JobHistory {
+    const now = this.now();
+    const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+    const first = today - (weeks * 7 - 1) * 86_400_000;
+    const rows = new Map(
+      this.repository.dailyJobCounts(new Date(first).toISOString()).map((row) => [row.date, row] as const),
+    );
+    const days: JobHistory['days'] = [];
+    for (let t = first; t <= today; t += 86_400_000) {
+      const date = new Date(t).toISOString().slice(0, 10);
+      const row = rows.get(date);
+      days.push({
+        date,
+        job_created: row?.job_created ?? 0,
+        job_completed: row?.job_completed ?? 0,
+        job_failed: row?.job_failed ?? 0,
+        print_hours: hours(row?.print_seconds ?? 0),
+      });
+    }
+    const weekAgo = new Date(now.getTime() - 7 * 86_400_000).toISOString();
+    return {
+      weeks,
+      days,
+      print_hours: {
+        total: hours(this.totalPrintSeconds()),
+        this_week: hours(this.repository.sumMetadata('duration_seconds', { start: weekAgo })),
+      },
     };
   }
 

@@ -1,8 +1,10 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { migrate, SCHEMA_VERSION } from '../../src/db/migrations.js';
+import Database from 'better-sqlite3';
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../src/db/migrations.js';
 import { DatabaseOpenError, openDatabase } from '../../src/db/open.js';
+import { UsageRepository } from '../../src/stats/repository.js';
 import { openTestDb, tempDir } from '../helpers.js';
 
 describe('database', () => {
@@ -18,9 +20,18 @@ describe('database', () => {
       .map((c) => (c as { name: string }).name);
     expect(columns).toEqual(['id', 'event_type', 'timestamp', 'metadata', 'submitted', 'submitted_at', 'created_at']);
     const indexes = db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_events' AND sql IS NOT NULL")
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_events' AND sql IS NOT NULL ORDER BY name",
+      )
+      .pluck()
       .all();
-    expect(indexes).toHaveLength(3);
+    expect(indexes).toEqual([
+      'idx_usage_events_event_type',
+      'idx_usage_events_submitted',
+      'idx_usage_events_timestamp',
+      'idx_usage_events_unsubmitted_aggregate',
+      'idx_usage_events_unsubmitted_timestamp',
+    ]);
   });
 
   it('applies only new migrations, in order, and refuses a newer schema', () => {
@@ -29,6 +40,34 @@ describe('database', () => {
     expect(migrate(db, extra)).toBe(SCHEMA_VERSION + 1);
     expect(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'later'").pluck().get()).toBe(1);
     expect(() => migrate(db)).toThrow(/newer than this program knows/);
+  });
+
+  it('migrates a version 1 database to the current version, keeping its events and settings', () => {
+    const dir = tempDir();
+    const path = join(dir, 'usage_stats.db');
+    const v1 = new Database(path);
+    migrate(v1, MIGRATIONS.slice(0, 1));
+    v1.prepare(
+      `INSERT INTO usage_events (id, event_type, timestamp, metadata, submitted, created_at)
+       VALUES ('a', 'job_failed', '2026-01-01T00:00:00.000Z', '{"failure_type":"cancelled","duration_seconds":60}', 0, '2026-01-01T00:00:00.000Z'),
+              ('b', 'job_completed', '2026-01-02T00:00:00.000Z', '{"duration_seconds":3600}', 1, '2026-01-02T00:00:00.000Z')`,
+    ).run();
+    v1.prepare("INSERT INTO usage_settings (key, value, updated_at) VALUES ('opt_in_status', 'enabled', 'x')").run();
+    v1.close();
+
+    const db = openDatabase(path);
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare('SELECT id FROM usage_events ORDER BY id').pluck().all()).toEqual(['a', 'b']);
+      expect(db.prepare("SELECT value FROM usage_settings WHERE key = 'opt_in_status'").pluck().get()).toBe('enabled');
+      // The aggregate reads the new partial index, which holds the migrated unsubmitted event only.
+      const rows = new UsageRepository(db).aggregateUnsubmitted('2027-01-01T00:00:00.000Z');
+      expect(rows).toEqual([
+        { event_type: 'job_failed', failure_type: 'cancelled', error_type: null, events: 1, duration_seconds: 60 },
+      ]);
+    } finally {
+      db.close();
+    }
   });
 
   it('refuses a corrupt file with a clear error and leaves it untouched', () => {

@@ -329,11 +329,11 @@ describe('privacy audit: no seeded secret or personal value leaves its input', (
   });
 
   it('did see the data it audits, so the audit cannot pass by seeing nothing', () => {
-    const exported = JSON.parse(outputs.export) as { events: { event_type: string }[] };
+    const exported = JSON.parse(outputs.export ?? 'null') as { events: { event_type: string }[] };
     const types = new Set(exported.events.map((e) => e.event_type));
     for (const type of ['job_created', 'job_completed', 'job_failed', 'file_uploaded', 'error_occurred'])
       expect(types).toContain(type);
-    expect(JSON.parse(outputs.preview)).toHaveProperty('usage_stats');
+    expect(JSON.parse(outputs.preview ?? 'null')).toHaveProperty('usage_stats');
     expect(proxy.seen.length).toBeGreaterThan(0);
     expect(logs.length).toBeGreaterThan(10);
     // The configuration was logged with its secrets, and came out with markers in their place.

@@ -16,6 +16,7 @@ export interface SubmissionControl {
 
 const optOutBody = z.strictObject({ delete_remote: z.boolean().optional() });
 const emptyBody = z.strictObject({});
+const historyQuery = z.object({ weeks: z.coerce.number().int().min(1).max(52).default(12) });
 
 export function usageStatsRoutes(service: UsageStatsService, submission?: SubmissionControl): Hono {
   const routes = new Hono();
@@ -25,6 +26,12 @@ export function usageStatsRoutes(service: UsageStatsService, submission?: Submis
   routes.get('/status', (c) => c.json(service.getStatus()));
 
   routes.get('/preview', (c) => c.json(service.aggregateStats()));
+
+  routes.get('/history', (c) => {
+    const parsed = historyQuery.safeParse({ weeks: c.req.query('weeks') });
+    if (!parsed.success) return errorResponse(c, 400, 'invalid_query', 'weeks must be a whole number from 1 to 52');
+    return c.json(service.jobHistory(parsed.data.weeks));
+  });
 
   routes.post('/opt-in', async (c) => {
     await readJsonBody(c, emptyBody);
@@ -73,7 +80,12 @@ export function usageStatsRoutes(service: UsageStatsService, submission?: Submis
     if (service.doNotTrack()) return errorResponse(c, 409, 'do_not_track', 'DO_NOT_TRACK is set; submission is off');
     if (!submission) return errorResponse(c, 503, 'submission_unavailable', 'submission is not available');
     const outcome = await submission.submitNow();
-    if (!outcome.success) return errorResponse(c, 502, 'submission_failed', outcome.message);
+    if (!outcome.success) {
+      // The submitter knows why: busy (409), no endpoint (503), the collector failing or refusing (502).
+      const status = outcome.status === 409 || outcome.status === 503 ? outcome.status : 502;
+      const code = { 409: 'submission_refused', 503: 'submission_unavailable', 502: 'submission_failed' }[status];
+      return errorResponse(c, status, code, outcome.message);
+    }
     return c.json({ success: true, message: outcome.message });
   });
 

@@ -1,0 +1,48 @@
+/**
+ * The s6-overlay v3 service in rootfs/: a longrun registered in the user bundle, `run` and `finish` executable with
+ * the with-contenv bashio shebang, and clean under shellcheck when it is installed (`apt-get install shellcheck`).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const s6 = join(root, 'rootfs', 'etc', 's6-overlay', 's6-rc.d');
+const service = join(s6, 'printernizer-stats');
+const scripts = ['run', 'finish'].map((name) => join(service, name));
+
+const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
+
+describe('rootfs s6-overlay service', () => {
+  it('is a longrun in the user bundle', () => {
+    expect(readFileSync(join(service, 'type'), 'utf8').trim()).toBe('longrun');
+    expect(existsSync(join(s6, 'user', 'contents.d', 'printernizer-stats'))).toBe(true);
+  });
+
+  it.each(scripts)('%s is executable and runs under with-contenv bashio', (script) => {
+    expect(statSync(script).mode & 0o111, 'executable bits').toBe(0o111);
+    const text = readFileSync(script, 'utf8');
+    expect(text.split('\n')[0]).toBe('#!/command/with-contenv bashio');
+    expect(text).not.toContain('\r');
+  });
+
+  it('run ends by exec-ing the built daemon on /data', () => {
+    const lines = readFileSync(join(service, 'run'), 'utf8').trim().split('\n');
+    expect(lines.at(-1)).toBe('exec node /opt/printernizer-stats/dist/src/cli.js run --data-dir /data');
+  });
+
+  it('the Dockerfile puts the application where run expects it', () => {
+    expect(readFileSync(join(root, 'Dockerfile'), 'utf8')).toMatch(/^WORKDIR \/opt\/printernizer-stats$/m);
+  });
+
+  it.skipIf(!hasShellcheck)('passes shellcheck', () => {
+    const result = spawnSync('shellcheck', ['--shell=bash', '--severity=style', ...scripts], { encoding: 'utf8' });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('bash can parse both scripts', () => {
+    for (const script of scripts) expect(() => execFileSync('bash', ['-n', script])).not.toThrow();
+  });
+});
