@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # printernizer-stats: the Home Assistant add-on image, and a plain Docker image
 # (`docker run -v printernizer-data:/data -p 8099:8099 IMAGE`).
 # The Supervisor passes BUILD_FROM per architecture from build.yaml; the default here is the pinned amd64 base.

@@ -40,7 +40,7 @@ interface Measured {
 }
 
 /** Builds dist/ with the project's build; type errors elsewhere in the tree still emit, so only a missing file fails. */
-function build(): string {
+export function build(): string {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
   if (!existsSync(join(ROOT, 'dist', 'src', 'cli.js'))) {

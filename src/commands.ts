@@ -222,8 +222,7 @@ async function runDaemon(flags: RuntimeFlags): Promise<number> {
   const { runtime, config } = loadRuntime(flags as Record<string, unknown>);
   const logger = createLogger({ level: config.log_level });
   // Driver code (mqtt and its dependencies) is loaded only when printers are configured: an idle daemon stays small.
-  const createDriver =
-    config.printers.length > 0 ? (await import('./printers/drivers.js')).createDriver : undefined;
+  const createDriver = config.printers.length > 0 ? (await import('./printers/drivers.js')).createDriver : undefined;
   const daemon = new Daemon({ config, ...runtime, logger, createDriver });
   await daemon.start();
   return new Promise<number>((resolve) => {

@@ -6,34 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { type Instruction, readInstructions } from './dockerfile-stages.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const text = readFileSync(join(root, 'Dockerfile'), 'utf8');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
-interface Instruction {
-  keyword: string;
-  args: string;
-}
-
-/** Dockerfile instructions with line continuations joined and comments dropped. */
-function instructions(source: string): Instruction[] {
-  const joined = source
-    .split('\n')
-    .filter((line) => !/^\s*#/.test(line))
-    .join('\n')
-    .replace(/\\\n/g, ' ');
-  return joined
-    .split('\n')
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .map((line) => {
-      const [keyword, ...rest] = line.split(/\s+/);
-      return { keyword: keyword!.toUpperCase(), args: rest.join(' ') };
-    });
-}
-
-const all = instructions(text);
+const all = readInstructions(join(root, 'Dockerfile'));
 const stages: Instruction[][] = [];
 for (const instruction of all) {
   if (instruction.keyword === 'FROM') stages.push([]);

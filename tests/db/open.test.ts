@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../src/db/migrations.js';
 import { DatabaseOpenError, openDatabase } from '../../src/db/open.js';
 import { UsageRepository } from '../../src/stats/repository.js';

@@ -96,6 +96,9 @@ export const api = {
     const response = await send('GET', 'usage-stats/export');
     if (!response.ok) throw await errorFrom(response);
     const blob = await response.blob();
-    return { blob, filename: filenameFrom(response.headers.get('Content-Disposition'), 'usage-statistics-export.json') };
+    return {
+      blob,
+      filename: filenameFrom(response.headers.get('Content-Disposition'), 'usage-statistics-export.json'),
+    };
   },
 };

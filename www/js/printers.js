@@ -49,7 +49,10 @@ export class PrinterList {
     }
     // Keep the API's order; re-append only when it differs (appending moves nodes, which would lose focus).
     const wanted = printers.map((p) => this.items.get(p.id).item);
-    if (wanted.some((item, index) => this.list.children[index] !== item) || this.list.children.length !== wanted.length) {
+    if (
+      wanted.some((item, index) => this.list.children[index] !== item) ||
+      this.list.children.length !== wanted.length
+    ) {
       this.list.replaceChildren(...wanted);
     }
     if (changes.length) this.announcer.textContent = changes.join('. ');
