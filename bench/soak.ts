@@ -45,20 +45,25 @@ const BAMBU_MODELS: { model: SimulatedModel; prefix: string }[] = [
 const PRUSA_MODELS: PrusaLinkSimModel[] = ['MK4', 'MINI', 'XL', 'CORE One'];
 
 /**
- * Preloaded into the daemon: every SAMPLE_S it prints its active handles, the listeners on them and on `process`,
- * and its heap, as one marked line on stderr. Its own timer is unref'd and counted like any other handle.
+ * Preloaded into the daemon: on SIGUSR2 it prints its active handles, the listeners on them and on `process`, and its
+ * heap, as one marked line on stderr; on SIGWINCH the same after a full GC (the daemon runs with --expose-gc), which
+ * the soak asks for only after warm-up and at the end, so that retained heap can be compared without GCs in between.
  */
 const PROBE = `
+import v8 from 'node:v8';
 const count = (e) => typeof e?.eventNames === 'function' ? e.eventNames().reduce((n, name) => n + e.listenerCount(name), 0) : 0;
-const report = () => {
+const report = (gc) => {
+  if (gc && typeof globalThis.gc === 'function') globalThis.gc();
   const handles = process._getActiveHandles();
   const probe = { handles: handles.length, requests: process._getActiveRequests().length,
     handle_listeners: handles.reduce((n, h) => n + count(h), 0), process_listeners: count(process),
-    heap_used: process.memoryUsage().heapUsed };
+    heap_used: process.memoryUsage().heapUsed, heap_total: process.memoryUsage().heapTotal,
+    external: process.memoryUsage().external, array_buffers: process.memoryUsage().arrayBuffers, gc: gc === true,
+    spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, Math.round(s.physical_space_size / 1024)])) };
   process._rawDebug('SOAK_PROBE ' + JSON.stringify(probe));
 };
-setInterval(report, ${SAMPLE_S * 1000}).unref();
-process.on('SIGUSR2', report);
+process.on('SIGUSR2', () => report(false));
+process.on('SIGWINCH', () => report(true));
 `;
 
 interface Probe {
@@ -67,6 +72,12 @@ interface Probe {
   handle_listeners: number;
   process_listeners: number;
   heap_used: number;
+  heap_total: number;
+  external: number;
+  array_buffers: number;
+  gc: boolean;
+  /** Physical size of each V8 heap space, KiB. */
+  spaces: Record<string, number>;
 }
 
 interface Sample {
@@ -237,7 +248,19 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     const probeUrl = `data:text/javascript,${encodeURIComponent(PROBE)}`;
     const child = spawn(
       process.execPath,
-      ['--import', probeUrl, join('dist', 'src', 'cli.js'), 'run', '--data-dir', dataDir, '--port', '0'],
+      [
+        // Extra flags for the daemon only (e.g. SOAK_DAEMON_FLAGS=--max-semi-space-size=2 to try a heap setting).
+        ...(process.env.SOAK_DAEMON_FLAGS?.split(' ').filter(Boolean) ?? []),
+        '--expose-gc',
+        '--import',
+        probeUrl,
+        join('dist', 'src', 'cli.js'),
+        'run',
+        '--data-dir',
+        dataDir,
+        '--port',
+        '0',
+      ],
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -269,22 +292,27 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     log(`daemon pid ${pid} with ${BAMBU} Bambu + ${PRUSA} PrusaLink printers; ${minutes} min, warm-up ${warmupS} s`);
 
     /** A fresh probe answer: ask for it, wait for the line. */
-    const probeNow = async (): Promise<Probe | null> => {
+    const probeNow = async (gc = false): Promise<Probe | null> => {
       lastProbe = null;
-      child.kill('SIGUSR2');
+      child.kill(gc ? 'SIGWINCH' : 'SIGUSR2');
       for (let i = 0; i < 20 && lastProbe === null; i++) await sleep(100);
       return lastProbe;
     };
     const samples: Sample[] = [];
     const takeSample = async (): Promise<Sample> => {
       if (child.exitCode !== null) throw new Error(`the daemon exited (${child.exitCode}):\n${output}`);
-      const s: Sample = { t: round(elapsed(), 1), rssKb: procStatus(pid).rssKb, fds: fdCount(pid), probe: null };
+      const status = procStatus(pid);
+      const s: Sample = { t: round(elapsed(), 1), rssKb: status.rssKb, fds: fdCount(pid), probe: null };
       s.probe = await probeNow();
       samples.push(s);
+      const mib = (bytes: number | undefined) => round((bytes ?? 0) / 1048576, 1);
+      const spaces = s.probe?.spaces ?? {};
       log(
-        `t=${s.t}s rss=${round(s.rssKb / 1024, 1)}MB fds=${s.fds} handles=${s.probe?.handles} ` +
-          `listeners=${s.probe?.handle_listeners}+${s.probe?.process_listeners} ` +
-          `heap=${round((s.probe?.heap_used ?? 0) / 1048576, 1)}MB sim jobs=${JSON.stringify(watched.counts)}`,
+        `t=${s.t}s rss=${mib(s.rssKb * 1024)}MB (anon ${mib(status.anonKb * 1024)}) fds=${s.fds} ` +
+          `handles=${s.probe?.handles} listeners=${s.probe?.handle_listeners}+${s.probe?.process_listeners} ` +
+          `heap=${mib(s.probe?.heap_used)}/${mib(s.probe?.heap_total)}MB ` +
+          `(new ${mib((spaces.new_space ?? 0) * 1024)}, old ${mib((spaces.old_space ?? 0) * 1024)}) ` +
+          `external=${mib(s.probe?.external)}MB sim jobs=${JSON.stringify(watched.counts)}`,
       );
       return s;
     };
@@ -294,6 +322,7 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
       await sleep(SAMPLE_S * 1000 - (elapsed() % SAMPLE_S) * 1000);
       await takeSample();
     }
+    const heapAtWarm = (await probeNow(true))?.heap_used ?? 0;
     const cpuAtWarm = cpuSeconds(pid);
     const wallAtWarm = elapsed();
     const simAtWarm = simCounts();
@@ -313,6 +342,7 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     const dbAtEnd = dbCounts(dataDir);
     const simAtEndSettled = simCounts();
     const last = await takeSample();
+    const heapAtEnd = (await probeNow(true))?.heap_used ?? 0;
 
     // Stop the daemon as a user would, and time it.
     const stopStarted = performance.now();
@@ -352,8 +382,10 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     const listenersStart = (warm.probe?.handle_listeners ?? 0) + (warm.probe?.process_listeners ?? 0);
     const listenersEnd = (last.probe?.handle_listeners ?? 0) + (last.probe?.process_listeners ?? 0);
     const measuredMin = round((wallEnd - wallAtWarm) / 60, 1);
+    const space = (sample: Sample, name: string) => round((sample.probe?.spaces[name] ?? 0) / 1024, 1);
     const summary =
       `${BAMBU} Bambu (TLS MQTT, 1 report/s) + ${PRUSA} PrusaLink (1 s polls) simulators at ${SPEED}x, ` +
+      (process.env.SOAK_DAEMON_FLAGS ? `daemon flags ${process.env.SOAK_DAEMON_FLAGS}, ` : '') +
       `${minutes} min (${measuredMin} min after a ${warmupS} s warm-up); daemon CPU ${round(cpuPercent, 1)}% of one core, ` +
       `${warnings} warn/error log lines, SIGTERM exit ${exitCode} in ${stopMs} ms`;
     log(summary);
@@ -364,7 +396,14 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
         round(rssEnd, 1),
         'MB',
         round(rssStart, 1),
-        `${summary}; RSS growth ${round(growth, 1)}% (target < ${TARGET_GROWTH_PERCENT}%), peak ${round(rssPeak, 1)} MB; baseline: RSS right after warm-up (median of 3 samples, 10 s apart; value likewise at the end)`,
+        `${summary}; RSS growth ${round(growth, 1)}% (target < ${TARGET_GROWTH_PERCENT}%), peak ${round(rssPeak, 1)} MB; V8 new space ${space(warm, 'new_space')} -> ${space(last, 'new_space')} MB, old space ${space(warm, 'old_space')} -> ${space(last, 'old_space')} MB; baseline: RSS right after warm-up (median of 3 samples, 10 s apart; value likewise at the end)`,
+      ),
+      row(
+        'soak_heap_after_gc',
+        round(heapAtEnd / 1048576, 1),
+        'MB',
+        round(heapAtWarm / 1048576, 1),
+        'V8 heap used right after a full GC in the daemon, at the end vs after warm-up (the two only forced GCs): retained memory, without the garbage a sample may catch',
       ),
       row(
         'soak_active_handles',

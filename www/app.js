@@ -5,7 +5,7 @@
 import { api } from './js/api.js';
 import { JobsChart } from './js/charts.js';
 import { eventLabel, formatHours, formatInteger, formatSuccessRate, formatTime, formatWhen } from './js/format.js';
-import { clearMessage, showError, showMessage } from './js/messages.js';
+import { clearProblem, showError, showMessage, showProblem } from './js/messages.js';
 import { PrinterList } from './js/printers.js';
 
 const PRINTERS_EVERY_MS = 3000;
@@ -13,6 +13,13 @@ const STATUS_EVERY_MS = 10_000;
 const STATS_EVERY_MS = 20_000;
 
 const $ = (id) => document.getElementById(id);
+
+/** Loading placeholders of a section that has never loaded say so instead of spinning forever. */
+function unavailable(sectionId) {
+  for (const placeholder of $(sectionId).querySelectorAll('.placeholder')) {
+    placeholder.textContent = 'Not available right now.';
+  }
+}
 
 const view = {
   local: null,
@@ -32,11 +39,11 @@ async function loadHealth() {
     indicator.dataset.state = 'ok';
     indicator.querySelector('.label').textContent = `Service running · v${health.version}`;
     $('footer-version').textContent = `printernizer-stats ${health.version}`;
-    clearMessage('health');
+    clearProblem('health');
   } catch (error) {
     indicator.dataset.state = 'down';
     indicator.querySelector('.label').textContent = 'Service unreachable';
-    showError('The statistics service does not answer', error, 'health');
+    showProblem('health', 'the service health', error);
   }
 }
 
@@ -46,9 +53,10 @@ async function loadStatus() {
   try {
     view.status = await api.status();
     renderStatus();
-    clearMessage('status');
+    clearProblem('status');
   } catch (error) {
-    showError('Could not load the submission status', error, 'status');
+    showProblem('status', 'the submission status', error);
+    if (!view.status) $('optin-effect').textContent = 'Your current choice could not be loaded.';
   }
 }
 
@@ -135,9 +143,13 @@ async function loadStats() {
     renderInstallation();
     chart.update(history.days);
     $('stats-updated').textContent = `${formatInteger(local.total_events)} events stored · updated ${formatTime()}`;
-    clearMessage('stats');
+    clearProblem('stats');
   } catch (error) {
-    showError('Could not load the statistics', error, 'stats');
+    showProblem('stats', 'the statistics', error);
+    if (!view.local) {
+      unavailable('stats');
+      $('chart-summary').textContent = 'Not available right now.';
+    }
   }
 }
 
@@ -174,7 +186,8 @@ function renderStats() {
       value.setAttribute('aria-label', `${weekValue} in the last 7 days`);
       const sum = document.createElement('span');
       sum.className = 'tile-total';
-      sum.textContent = `${total} in total`;
+      // A rate with nothing finished has no value to name.
+      sum.textContent = total === '–' ? 'no finished jobs' : `${total} in total`;
       tile.append(name, value, sum);
       return tile;
     }),
@@ -225,9 +238,10 @@ async function loadPrinters() {
     const { printers: list } = await api.printers();
     printers.update(list);
     $('printers-updated').textContent = `Updated ${formatTime()}`;
-    clearMessage('printers');
+    clearProblem('printers');
   } catch (error) {
-    showError('Could not load the printers', error, 'printers');
+    showProblem('printers', 'the printers', error);
+    unavailable('printers');
   }
 }
 
@@ -238,10 +252,10 @@ async function loadPreview() {
   try {
     const payload = await api.preview();
     pre.textContent = JSON.stringify(payload, null, 2);
-    clearMessage('preview');
+    clearProblem('preview');
   } catch (error) {
     if (pre.textContent === 'Loading…') pre.textContent = 'The preview could not be loaded.';
-    showError('Could not load the preview', error, 'preview');
+    showProblem('preview', 'the preview', error);
   }
 }
 
@@ -321,10 +335,13 @@ function refreshAll() {
   return Promise.all([loadHealth(), loadStatus(), loadStats(), loadPreview(), loadPrinters()]);
 }
 
-/** Runs `task` now and then every `ms` after it finishes, so a slow answer never piles up requests. */
+/**
+ * Runs `task` every `ms` after the previous run finished, so a slow answer never piles up requests; skipped while the
+ * page is not visible (Home Assistant keeps panels loaded in the background).
+ */
 function every(ms, task) {
   const run = async () => {
-    await task();
+    if (!document.hidden) await task();
     setTimeout(run, ms);
   };
   setTimeout(run, ms);
@@ -341,6 +358,12 @@ $('delete-dialog').addEventListener('close', () => {
 $('submit-now').addEventListener('click', submitNow);
 $('export').addEventListener('click', exportData);
 $('preview-refresh').addEventListener('click', loadPreview);
+$('problems-retry').addEventListener('click', async () => {
+  const retry = $('problems-retry');
+  retry.disabled = true;
+  await refreshAll();
+  retry.disabled = false;
+});
 
 // Anything unexpected still ends up as a message, never as a silently broken page.
 window.addEventListener('unhandledrejection', (event) => {
@@ -352,5 +375,8 @@ document.documentElement.dataset.ready = 'loading';
 await refreshAll();
 document.documentElement.dataset.ready = 'true';
 every(PRINTERS_EVERY_MS, loadPrinters);
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) loadPrinters();
+});
 every(STATUS_EVERY_MS, () => Promise.all([loadHealth(), loadStatus()]));
 every(STATS_EVERY_MS, loadStats);

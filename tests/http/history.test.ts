@@ -3,12 +3,26 @@ import { createHttpApp } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { testService } from '../helpers.js';
 
+interface Day {
+  date: string;
+  job_created: number;
+  job_completed: number;
+  job_failed: number;
+  print_hours: number;
+}
+interface HistoryBody {
+  weeks: number;
+  days: Day[];
+  print_hours: { total: number; this_week: number };
+  error?: { code: string; message: string };
+}
+
 function setup() {
   const { service, clock } = testService();
   const app = createHttpApp({ service, logger: silentLogger(), version: '0.0.0-test' });
   const get = async (path: string) => {
     const response = await app.request(path);
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    return { status: response.status, body: (await response.json()) as HistoryBody };
   };
   return { service, clock, get };
 }
@@ -27,7 +41,7 @@ describe('GET /api/v1/usage-stats/history', () => {
       job_failed: 0,
       print_hours: 0,
     });
-    expect(body.days.at(-1).date).toBe('2026-11-02');
+    expect(body.days.at(-1)?.date).toBe('2026-11-02');
     expect(body.print_hours).toEqual({ total: 0, this_week: 0 });
   });
 
@@ -53,7 +67,7 @@ describe('GET /api/v1/usage-stats/history', () => {
     const { body } = await get('/api/v1/usage-stats/history?weeks=4');
     expect(body.weeks).toBe(4);
     expect(body.days).toHaveLength(28);
-    const byDate = Object.fromEntries(body.days.map((d: { date: string }) => [d.date, d]));
+    const byDate = Object.fromEntries(body.days.map((d) => [d.date, d]));
     expect(byDate['2026-10-20']).toEqual({
       date: '2026-10-20',
       job_created: 1,
@@ -68,7 +82,7 @@ describe('GET /api/v1/usage-stats/history', () => {
       job_failed: 0,
       print_hours: 1.5,
     });
-    const sum = body.days.reduce((n: number, d: { job_created: number }) => n + d.job_created, 0);
+    const sum = body.days.reduce((n, d) => n + d.job_created, 0);
     expect(sum).toBe(3);
     expect(body.print_hours).toEqual({ total: 4, this_week: 1.5 });
   });

@@ -44,8 +44,20 @@ async function open(url: string, options: BrowserContextOptions = {}): Promise<O
   return { page, errors, close: () => context.close() };
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+/** Full page, except where the viewport matters (modal dialogs, toasts). */
+async function screenshot(page: Page, name: string, fullPage = true): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage });
+}
+
+/** Toasts float above the page; clear them before clicking what they might cover. */
+async function dismissMessages(page: Page): Promise<void> {
+  // Removed directly: under an open modal dialog their close buttons are inert.
+  await page.evaluate("document.querySelectorAll('#messages .message').forEach((m) => m.remove())");
+}
+
+async function click(page: Page, selector: string): Promise<void> {
+  await dismissMessages(page);
+  await page.click(selector);
 }
 
 const tileTotal = (page: Page, metric: string) =>
@@ -117,7 +129,7 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
     const { page, errors, close } = await open(`${quiet.base}/`);
     try {
       expect(await page.isHidden('#submit-now')).toBe(true);
-      await page.click('#optin-switch');
+      await click(page, '#optin-switch');
       await page.waitForSelector('#optin-switch[aria-checked="true"]');
       const id = quiet.daemon.service!.installationId();
       expect(id).toMatch(UUID);
@@ -127,19 +139,19 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
       expect(await page.isVisible('#submit-now')).toBe(true);
       expect(await page.textContent('#optin-effect')).toMatch(/^On:/);
       expect(await page.textContent('#sub-sharing')).toBe('On');
-      await screenshot(page, 'desktop-light-opted-in');
+      await screenshot(page, 'desktop-light-opted-in', false); // the viewport, with the toast where it shows
 
       // Escape cancels the opt-out dialog: still opted in.
-      await page.click('#optin-switch');
+      await click(page, '#optin-switch');
       await page.waitForSelector('#optout-dialog[open]');
-      await screenshot(page, 'desktop-light-optout-dialog');
+      await screenshot(page, 'desktop-light-optout-dialog', false);
       await page.keyboard.press('Escape');
-      await page.waitForSelector('#optout-dialog:not([open])');
+      await page.waitForSelector('#optout-dialog:not([open])', { state: 'attached' });
       expect(await page.getAttribute('#optin-switch', 'aria-checked')).toBe('true');
       expect(quiet.daemon.service!.isOptedIn()).toBe(true);
 
-      await page.click('#optin-switch');
-      await page.click('#optout-confirm');
+      await click(page, '#optin-switch');
+      await click(page, '#optout-confirm');
       await page.waitForSelector('#optin-switch[aria-checked="false"]');
       expect(quiet.daemon.service!.isOptedIn()).toBe(false);
       expect(await page.isHidden('#installation')).toBe(true);
@@ -148,12 +160,12 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
 
       // Opting out with "also delete my data from the collector" sends delete_remote; whatever the collector says,
       // sharing is off and the answer is shown as a message.
-      await page.click('#optin-switch');
+      await click(page, '#optin-switch');
       await page.waitForSelector('#optin-switch[aria-checked="true"]');
-      await page.click('#optin-switch');
+      await click(page, '#optin-switch');
       await page.check('#delete-remote');
       const optOut = page.waitForRequest((request) => request.url().endsWith('/api/v1/usage-stats/opt-out'));
-      await page.click('#optout-confirm');
+      await click(page, '#optout-confirm');
       expect((await optOut).postDataJSON()).toEqual({ delete_remote: true });
       await page.waitForSelector('#optin-switch[aria-checked="false"]');
       await expect.poll(() => page.locator('.message').count()).toBeGreaterThan(0);
@@ -165,20 +177,64 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
     }
   });
 
+  it('is usable from the keyboard, and every control has a name', async () => {
+    const { page, errors, close } = await open(`${quiet.base}/`);
+    try {
+      const unnamed = await page
+        .locator('button, input, a[href]')
+        .evaluateAll(
+          (elements) =>
+            elements.filter(
+              (e) =>
+                !e.textContent?.trim() &&
+                !e.getAttribute('aria-label') &&
+                !e.getAttribute('aria-labelledby') &&
+                !(e as { labels?: ArrayLike<unknown> | null }).labels?.length,
+            ).length,
+        );
+      expect(unnamed).toBe(0);
+      const toggle = page.getByRole('switch', { name: 'Share anonymous usage statistics' });
+      await toggle.focus();
+      await page.keyboard.press('Space');
+      await page.waitForSelector('#optin-switch[aria-checked="true"]');
+      // Opting out asks first; the dialog takes focus on Cancel, Escape closes it and changes nothing.
+      await toggle.focus();
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#optout-dialog[open]');
+      expect(await page.evaluate('document.activeElement.textContent')).toBe('Cancel');
+      await page.keyboard.press('Escape');
+      await page.waitForSelector('#optout-dialog:not([open])', { state: 'attached' });
+      expect(await page.getAttribute('#optin-switch', 'aria-checked')).toBe('true');
+      await toggle.focus();
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#optout-dialog[open]');
+      await page.keyboard.press('Tab'); // Cancel → Stop sharing
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#optin-switch[aria-checked="false"]');
+      expect(quiet.daemon.service!.isOptedIn()).toBe(false);
+      // Live regions announce status changes and messages.
+      expect(await page.getAttribute('#messages', 'aria-live')).toBe('polite');
+      expect(await page.getAttribute('#problems', 'role')).toBe('alert');
+      expect(await page.getAttribute('#printer-announcer', 'aria-live')).toBe('polite');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
   it('submit now is offered when opted in and its outcome is shown', async () => {
     const { page, errors, close } = await open(`${quiet.base}/`);
     try {
-      await page.click('#optin-switch');
+      await click(page, '#optin-switch');
       await page.waitForSelector('#submit-now:not([hidden])');
-      const before = await page.locator('.message').count();
-      await page.click('#submit-now');
-      await expect.poll(() => page.locator('.message').count()).toBeGreaterThan(before);
+      await click(page, '#submit-now');
+      await expect.poll(() => page.locator('.message').count()).toBeGreaterThan(0);
       const last = (await page.locator('.message .message-text').last().textContent()) ?? '';
       // 503 until submission is wired; afterwards a success or a collector error: either way a sentence.
       expect(last.length).toBeGreaterThan(10);
       expect(last).not.toMatch(/undefined|\[object/);
-      await page.click('#optin-switch');
-      await page.click('#optout-confirm');
+      await click(page, '#optin-switch');
+      await click(page, '#optout-confirm');
       await page.waitForSelector('#optin-switch[aria-checked="false"]');
       expect(errors.filter((e) => !/Failed to load resource: .* 50\d/.test(e))).toEqual([]);
     } finally {
@@ -190,7 +246,7 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
     const { page, errors, close } = await open(`${quiet.base}/`);
     try {
       const download = page.waitForEvent('download');
-      await page.click('#export');
+      await click(page, '#export');
       const file = await download;
       expect(file.suggestedFilename()).toBe('usage-statistics-export.json');
       const exported = JSON.parse(readFileSync((await file.path())!, 'utf8')) as {
@@ -213,17 +269,17 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
     try {
       const total = quiet.daemon.service!.getStatus().total_events;
       expect(total).toBeGreaterThan(50);
-      await page.click('#delete');
+      await click(page, '#delete');
       await page.waitForSelector('#delete-dialog[open]');
       expect(await page.textContent('#delete-text')).toContain(`all ${total.toLocaleString('en-US')} usage events`);
-      await screenshot(page, 'desktop-light-delete-dialog');
+      await screenshot(page, 'desktop-light-delete-dialog', false);
       await page.getByRole('button', { name: 'Cancel' }).click();
-      await page.waitForSelector('#delete-dialog:not([open])');
+      await page.waitForSelector('#delete-dialog:not([open])', { state: 'attached' });
       expect(quiet.daemon.service!.getStatus().total_events).toBe(total);
 
-      await page.click('#delete');
+      await click(page, '#delete');
       await page.waitForSelector('#delete-dialog[open]');
-      await page.click('#delete-confirm');
+      await click(page, '#delete-confirm');
       await page.waitForSelector(`.message-success >> text=Deleted ${total} local usage events.`);
       await expect.poll(() => tileTotal(page, 'jobs_created')).toBe('0 in total');
       expect(await tileTotal(page, 'print_hours')).toBe('0 h in total');
@@ -289,11 +345,16 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
     proxy.mode = '500';
     const { page, errors, close } = await open(`${proxy.base}${INGRESS_PREFIX}/`);
     try {
-      const alerts = page.locator('#messages [role="alert"]');
+      const banner = page.locator('#problems');
+      const problems = () => banner.locator('p').allTextContents();
       await expect
-        .poll(() => alerts.allTextContents())
-        .toContain('!Could not load the statistics: The service answered with an error (HTTP 500).×');
+        .poll(() => banner.textContent())
+        .toMatch(/The page could not load its data: The service answered with an error \(HTTP 500\)\./);
+      // One line for every part that failed for the same reason, not a message per part.
+      expect(await problems()).toHaveLength(1);
+      expect(await page.locator('#messages .message').count()).toBe(0);
       expect(await page.textContent('#service-status')).toContain('Service unreachable');
+      expect(await page.textContent('#printer-list')).toBe('Not available right now.');
       expect(await page.isVisible('#privacy')).toBe(true); // never a blank page
       await screenshot(page, 'desktop-light-api-error');
       const phone = await browser.newContext({ viewport: PHONE, colorScheme: 'dark' });
@@ -303,16 +364,24 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
       await screenshot(phonePage, 'phone-dark-api-error');
       await phone.close();
 
+      // The service goes away: the printers (refreshed every 3 s) now give the other reason, on its own line.
       proxy.mode = 'down';
       await expect
-        .poll(() => alerts.allTextContents(), { timeout: 10_000 })
-        .toContain('!Could not load the printers: The statistics service cannot be reached. Is the add-on running?×');
+        .poll(problems, { timeout: 10_000 })
+        .toContainEqual(
+          expect.stringMatching(
+            /^(Could not load .*the printers.*|The page could not load its data): The statistics service cannot be reached\. Is the add-on running\?$/,
+          ),
+        );
 
-      // Back: the printers' message goes away with their next refresh (every 3 s).
+      // Back: each part's problem leaves with its next refresh (printers 3 s, health and status 10 s)...
       proxy.mode = 'ok';
-      await expect
-        .poll(() => alerts.allTextContents(), { timeout: 10_000 })
-        .not.toContainEqual(expect.stringContaining('Could not load the printers'));
+      await expect.poll(() => banner.textContent(), { timeout: 15_000 }).not.toMatch(/cannot be reached/);
+      // ... and "Retry now" clears the rest at once.
+      await page.getByRole('button', { name: 'Retry now' }).click();
+      await page.waitForSelector('#problems', { state: 'hidden' });
+      expect(await page.textContent('#service-status')).toContain('Service running');
+      expect(await page.locator('.tile').count()).toBe(7);
       // Only the browser's own lines about failed requests, no script errors.
       expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
     } finally {

@@ -92,6 +92,7 @@ export class JobsChart {
       this.tableBody.closest('details')?.setAttribute('open', '');
       return;
     }
+    this.canvas.closest('.chart-box')?.removeAttribute('hidden');
     const text = cssColor('--text-secondary', '#727272');
     const grid = cssColor('--divider', 'rgba(0,0,0,0.12)');
     const data = {
@@ -120,7 +121,8 @@ export class JobsChart {
           borderColor: cssColor('--primary', '#03a9f4'),
           backgroundColor: cssColor('--primary', '#03a9f4'),
           pointRadius: 3,
-          tension: 0.3,
+          // Monotone: the line never swings below zero or above a week's real count.
+          cubicInterpolationMode: 'monotone',
         },
       ],
     };
