@@ -160,7 +160,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'print exactly the payload a submission would send now',
     usage: 'preview [--config FILE] [--data-dir DIR]',
     options: COMMON_OPTIONS,
-    run: (values) => withService(values, (service) => print(service.aggregateStats())),
+    run: (values) => withService(values, (service) => print(service.submissionPayload())),
   },
   submit: {
     summary: 'submit the statistics now (one try, no long backoff; needs opt-in and usage_statistics.endpoint)',

@@ -25,6 +25,11 @@ import {
 } from './privacy.js';
 import type { UsageRepository } from './repository.js';
 
+const MINUTE_MS = 60_000;
+/** The collector refuses periods longer than 31 days. */
+export const MAX_SUBMISSION_PERIOD_MS = 31 * 24 * 60 * MINUTE_MS;
+/** The collector needs duration_days above zero at two decimals (about 7 minutes). */
+export const MIN_SUBMISSION_PERIOD_MS = 10 * MINUTE_MS;
 export const SETTINGS = {
   optInStatus: 'opt_in_status',
   installationId: 'installation_id',
@@ -296,6 +301,29 @@ export class UsageStatsService {
       submissionId,
       now,
     });
+  }
+
+  /**
+   * The period a submission made now covers, within what the collector accepts: at most 31 days (older unsubmitted
+   * events are to be dropped, `dropBefore`), at least 10 minutes (`duration_days` must be above zero at two decimals;
+   * only unsubmitted events count, so the overlap never counts an event twice).
+   */
+  submissionPeriod(): { start: string; end: string; dropBefore: string | null } {
+    const end = new Date(this.now().getTime() - 1).toISOString();
+    const endMs = Date.parse(end);
+    const startMs = Date.parse(this.defaultPeriodStart(end));
+    if (endMs - startMs > MAX_SUBMISSION_PERIOD_MS) {
+      const start = new Date(endMs - MAX_SUBMISSION_PERIOD_MS).toISOString();
+      return { start, end, dropBefore: start };
+    }
+    const clamped = Math.min(startMs, endMs - MIN_SUBMISSION_PERIOD_MS);
+    return { start: new Date(clamped).toISOString(), end, dropBefore: null };
+  }
+
+  /** Exactly the payload a submission made now would send (the preview; the submitter sends the same). */
+  submissionPayload(submissionId?: string): AggregatedStats {
+    const { start, end } = this.submissionPeriod();
+    return this.aggregateStats({ start, end }, submissionId);
   }
 
   /** The period runs from the last submission, else from the oldest unsubmitted event, else from first opt-in. */

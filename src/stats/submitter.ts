@@ -14,19 +14,10 @@ import type { ErrorType } from './events.js';
 import type { UsageStatsService } from './service.js';
 
 const MINUTE_MS = 60_000;
-const DAY_MS = 24 * 60 * MINUTE_MS;
 
 export const SUBMIT_TIMEOUT_MS = 10_000;
 /** Waits between the 5 tries: about an hour in all, each stretched or shrunk by up to 25% (jitter). */
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [1, 4, 15, 40].map((m) => m * MINUTE_MS);
-/** The collector refuses periods longer than this. */
-export const MAX_PERIOD_MS = 31 * DAY_MS;
-/**
- * The collector needs `duration_days` > 0 at two decimals (at least about 7 minutes): a shorter period (a submit right
- * after opt-in or right after another submission) starts earlier, overlapping the previous one by minutes. Only
- * unsubmitted events count, so this never counts an event twice (uptime may overlap by those minutes).
- */
-export const MIN_PERIOD_MS = 10 * MINUTE_MS;
 /** A Retry-After longer than this is not waited for in-process; the next scheduled run tries again. */
 export const MAX_RETRY_AFTER_MS = 60 * MINUTE_MS;
 
@@ -271,23 +262,17 @@ export class UsageSubmitter {
   }
 
   /**
-   * The period covers the events not yet submitted. The collector accepts at most 31 days, and splitting would need
-   * several accepted submissions (one per 6 hours), so unsubmitted events older than 31 days before the end are
-   * marked submitted without being sent: they are dropped from the statistics, never counted later.
+   * The period covers the events not yet submitted. Splitting a backlog over 31 days would need several accepted
+   * submissions (one per 6 hours), so unsubmitted events older than the window are marked submitted without being
+   * sent: dropped from the statistics, never counted later.
    */
   private buildPayload(submissionId: string): AggregatedStats {
-    const draft = this.service.aggregateStats(undefined, submissionId);
-    const end = draft.period.end;
-    const endMs = Date.parse(end);
-    let startMs = Date.parse(draft.period.start);
-    if (endMs - startMs > MAX_PERIOD_MS) {
-      startMs = endMs - MAX_PERIOD_MS;
-      const skipped = this.service.markSubmitted(new Date(startMs).toISOString());
+    const { dropBefore } = this.service.submissionPeriod();
+    if (dropBefore) {
+      const skipped = this.service.markSubmitted(dropBefore);
       this.logger.info({ skipped }, 'events older than 31 days were dropped from the submission');
-    } else if (endMs - startMs < MIN_PERIOD_MS) {
-      startMs = endMs - MIN_PERIOD_MS;
-    } else return draft;
-    return this.service.aggregateStats({ start: new Date(startMs).toISOString(), end }, submissionId);
+    }
+    return this.service.submissionPayload(submissionId);
   }
 
   private async attempt(

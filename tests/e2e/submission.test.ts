@@ -264,7 +264,7 @@ describe('e2e: daemon → collector', () => {
     const { api } = await startDaemon(undefined);
     await api('opt-in', post());
     const answer = await api('submit', post());
-    expect(answer.status).toBe(502);
+    expect(answer.status).toBe(503);
     expect(((await answer.json()) as { error: { message: string } }).error.message).toMatch(/No collector endpoint/);
     expect((await status(api)).next_submission).toBeNull();
   });

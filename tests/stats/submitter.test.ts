@@ -2,10 +2,9 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createSubmissionSchema } from '../../src/collector/payload.js';
-import { SETTINGS } from '../../src/stats/service.js';
+import { MIN_SUBMISSION_PERIOD_MS, SETTINGS } from '../../src/stats/service.js';
 import {
   installationUrl,
-  MIN_PERIOD_MS,
   parseRetryAfter,
   type Sleep,
   type SubmitterOptions,
@@ -141,7 +140,7 @@ describe('UsageSubmitter: success', () => {
     const { submitter } = submitterFor(ctx as ReturnType<typeof setup>, stub.url);
     await submitter.submit();
     const body = bodyOf(stub.requests[0]!);
-    expect(Date.parse(body.period.end) - Date.parse(body.period.start)).toBe(MIN_PERIOD_MS);
+    expect(Date.parse(body.period.end) - Date.parse(body.period.start)).toBe(MIN_SUBMISSION_PERIOD_MS);
     expect(schemaAt(ctx).safeParse(body).error?.issues).toBeUndefined();
   });
 });

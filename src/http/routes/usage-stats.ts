@@ -25,7 +25,7 @@ export function usageStatsRoutes(service: UsageStatsService, submission?: Submis
 
   routes.get('/status', (c) => c.json(service.getStatus()));
 
-  routes.get('/preview', (c) => c.json(service.aggregateStats()));
+  routes.get('/preview', (c) => c.json(service.submissionPayload()));
 
   routes.get('/history', (c) => {
     const parsed = historyQuery.safeParse({ weeks: c.req.query('weeks') });
