@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS } from '../../src/stats/service.js';
+import { MAX_SUBMISSION_PERIOD_MS, MIN_SUBMISSION_PERIOD_MS, SETTINGS } from '../../src/stats/service.js';
 import { testService } from '../helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -249,5 +249,30 @@ describe('privacy: adversarial metadata never reaches storage, export or payload
       JSON.stringify(service.getLocalStats()),
     ];
     for (const haystack of haystacks) for (const secret of SECRETS) expect(haystack).not.toContain(secret);
+  });
+});
+
+describe('UsageStatsService: the submission period', () => {
+  it('keeps the preview within the 31 days the collector accepts, naming what would be dropped', () => {
+    const { service, clock } = testService();
+    service.optIn();
+    service.recordEvent('job_created', { printer_type: 'prusa' });
+    clock.advance(40 * 24 * 3600 * 1000);
+    service.recordEvent('job_created', { printer_type: 'prusa' });
+    const period = service.submissionPeriod();
+    expect(Date.parse(period.end) - Date.parse(period.start)).toBe(MAX_SUBMISSION_PERIOD_MS);
+    expect(period.dropBefore).toBe(period.start);
+    const payload = service.submissionPayload();
+    expect(payload.period.duration_days).toBe(31);
+    // The 40-day-old job is outside the window; only the recent one is in the preview.
+    expect(payload.usage_stats.job_count).toBe(1);
+  });
+
+  it('stretches a period shorter than 10 minutes back to 10 minutes', () => {
+    const { service } = testService();
+    service.optIn();
+    const period = service.submissionPeriod();
+    expect(Date.parse(period.end) - Date.parse(period.start)).toBe(MIN_SUBMISSION_PERIOD_MS);
+    expect(period.dropBefore).toBeNull();
   });
 });
