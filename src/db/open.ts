@@ -59,6 +59,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database.
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       migrate(db);
+      limitDatabaseSize(db);
     }
     return db;
   } catch (error) {
@@ -70,4 +71,13 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database.
       path,
     );
   }
+}
+
+/**
+ * PRINTERNIZER_MAX_DB_PAGES caps the file at that many pages (SQLite's max_page_count, per connection): a knob for
+ * limiting the database on small storage, and the seam the disk-full tests use. Unset or invalid means no cap.
+ */
+function limitDatabaseSize(db: Database.Database, env: NodeJS.ProcessEnv = process.env): void {
+  const pages = Number(env.PRINTERNIZER_MAX_DB_PAGES);
+  if (Number.isSafeInteger(pages) && pages > 0) db.pragma(`max_page_count = ${pages}`);
 }

@@ -78,6 +78,17 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
     if (error instanceof HTTPException) {
       return errorResponse(c, error.status as 400, 'http_error', error.message || 'request failed');
     }
+    // A database that refuses writes (disk full, read-only, locked) is a passing condition, not a server bug.
+    const sqliteCode = (error as { code?: unknown }).code;
+    if (typeof sqliteCode === 'string' && /^SQLITE_(FULL|READONLY|BUSY|LOCKED|IOERR)/.test(sqliteCode)) {
+      logger.warn({ code: sqliteCode, path: c.req.path, method: c.req.method }, 'the database refused a write');
+      return errorResponse(
+        c,
+        503,
+        'storage_unavailable',
+        'the statistics database cannot be written now; try again later',
+      );
+    }
     logger.error({ err: error, path: c.req.path, method: c.req.method }, 'request failed');
     return errorResponse(c, 500, 'internal_error', 'the request could not be completed; see the add-on log');
   });

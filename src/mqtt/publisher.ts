@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 import type { PrinterSnapshot } from '../printers/types.js';
 import type { ErrorType, EventType, PrinterModel, PrinterType, UsageEvent } from '../stats/events.js';
 import {
@@ -22,7 +23,6 @@ import {
   printerDiscovery,
   printerDiscoveryRemoval,
 } from './discovery.js';
-import type { Config } from '../config.js';
 import { type MqttSettings, resolveMqttSettings } from './settings.js';
 import { type StatsSource, statsSummary } from './summary.js';
 import { assignPrinterIds, type MirrorTopics, mirrorTopics } from './topics.js';

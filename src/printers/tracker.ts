@@ -45,7 +45,8 @@ export class PrinterTracker {
 
   /** The link is up again; printer_connected fires with the first report that proves it. */
   connected(): void {
-    this.awaitingFirstReport = true;
+    // Already online (no disconnect in between): not a new connection, or printer_connected would fire twice.
+    if (this.connectedAt === null) this.awaitingFirstReport = true;
   }
 
   disconnected(reason: DisconnectReason): void {

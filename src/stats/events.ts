@@ -162,11 +162,16 @@ export function sanitizeMetadata(eventType: EventType, input: unknown): Sanitize
   const dropped: string[] = [];
   if (input === null || input === undefined) return { metadata, dropped };
   if (typeof input !== 'object' || Array.isArray(input)) return { metadata, dropped: ['<not an object>'] };
-  for (const [key, value] of Object.entries(input)) {
-    const schema = Object.hasOwn(allowed, key) ? allowed[key] : undefined;
-    const parsed = schema?.safeParse(value);
-    if (parsed?.success) metadata[key] = parsed.data as MetadataValue;
-    else dropped.push(key);
+  try {
+    for (const [key, value] of Object.entries(input)) {
+      const schema = Object.hasOwn(allowed, key) ? allowed[key] : undefined;
+      const parsed = schema?.safeParse(value);
+      if (parsed?.success) metadata[key] = parsed.data as MetadataValue;
+      else dropped.push(key);
+    }
+  } catch {
+    // An object that throws when read (a getter, a Proxy): keep nothing from it.
+    return { metadata: {}, dropped: ['<unreadable>'] };
   }
   return { metadata, dropped };
 }

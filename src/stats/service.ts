@@ -242,6 +242,8 @@ export class UsageStatsService {
       return null;
     }
     const event: UsageEvent = { id, ...entry, submitted: false, submitted_at: null };
+    // After the commit: one line per stored event (id and type only), so a crash test can prove none is lost.
+    this.logger.debug({ event_id: id, event_type: entry.event_type }, 'event recorded');
     if (this.databaseFailing) this.recoveredFromDatabaseFailure();
     for (const listener of this.listeners) {
       try {

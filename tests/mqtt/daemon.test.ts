@@ -81,7 +81,7 @@ describe.skipIf(!mosquittoBinary)('the daemon with the MQTT mirror', () => {
     await daemon.start();
 
     const eventTypes = () => observer.on('printernizer/events').map((m) => JSON.parse(m.payload).event_type as string);
-    await observer.waitFor(() => eventTypes().includes('app_start'), 'app_start');
+    await observer.waitFor(() => eventTypes().length >= 3, 'the start-up events');
     expect(eventTypes()).toEqual(['app_start', 'feature_enabled', 'feature_enabled']);
     await observer.waitFor(
       () =>

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { MIRROR_SETTINGS, type MirrorPrinter, MqttMirror, type MirrorTuning } from '../../src/mqtt/publisher.js';
+import { MIRROR_SETTINGS, type MirrorPrinter, type MirrorTuning, MqttMirror } from '../../src/mqtt/publisher.js';
 import type { MqttSettings } from '../../src/mqtt/settings.js';
 import type { PrinterSnapshot } from '../../src/printers/types.js';
 import type { UsageStatsService } from '../../src/stats/service.js';
@@ -167,6 +167,22 @@ describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
     await mirror.stop();
     const after = await retainedSnapshot(broker.url, ['printernizer/#']);
     expect(after.get('printernizer/bridge/state')).toBe('offline');
+  });
+
+  it('updates a printer device in discovery once its model is known', async () => {
+    const broker = await startBroker();
+    const { mirror, snapshots } = startMirror({
+      url: broker.url,
+      printers: [X1C],
+      snapshots: [snapshotOf(X1C, { model: 'other', online: false, state: null })],
+    });
+    await waitFor(() => mirror.connected, 5000, 'connect');
+    const topic = `homeassistant/sensor/${mirror.discoveryNodeId()}/printer_workshop_x1c_state/config`;
+    const deviceModel = async () => JSON.parse((await retainedSnapshot(broker.url)).get(topic) ?? '{}').device?.model;
+    expect(await deviceModel()).toBe('unknown model');
+    snapshots[0] = snapshotOf(X1C, { model: 'X1C' });
+    mirror.printersChanged([snapshots[0]]);
+    expect(await deviceModel()).toBe('X1C');
   });
 
   it('keeps the discovery node id across restarts and uses a configured base topic and prefix', async () => {
