@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
+import pino, { type Logger } from 'pino';
 import { afterEach } from 'vitest';
 import { databasePath, openDatabase } from '../src/db/open.js';
 import { silentLogger } from '../src/log.js';
@@ -66,4 +67,24 @@ export function testService(overrides: Partial<ServiceOptions> & { dir?: string;
     ...overrides,
   });
   return { service, repository, db, clock, path };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A debug-level pino logger that keeps every line in memory, parsed. */
+export function captureLogger(): { logger: Logger; lines: LogLine[]; text: () => string } {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(chunk: string) {
+        lines.push(JSON.parse(chunk) as LogLine);
+      },
+    },
+  );
+  return { logger, lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
 }

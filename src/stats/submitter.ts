@@ -275,6 +275,12 @@ export class UsageSubmitter {
     return this.service.submissionPayload(submissionId);
   }
 
+  /** The collector only asked to wait: remembered as the last error, but not counted as a fault. */
+  private deferred(message: string, attempts: number, submissionId: string): SubmissionOutcome {
+    this.service.setLastSubmissionError(message);
+    return { success: false, reason: 'deferred', status: 503, message, attempts, submission_id: submissionId };
+  }
+
   private async attempt(
     signal: AbortSignal,
     options: { maxAttempts?: number; onFirstTry?: (outcome: SubmissionOutcome) => void },
@@ -333,29 +339,13 @@ export class UsageSubmitter {
       if (result.retryAfterMs !== undefined && result.retryAfterMs > this.maxRetryAfterMs) {
         const message = `The collector asked to wait ${minutes(result.retryAfterMs)} (HTTP ${result.status ?? 429}); the next scheduled submission will try again.`;
         this.logger.info({ status: result.status, tries }, 'submission deferred by the collector');
-        this.service.setLastSubmissionError(message);
-        return {
-          success: false,
-          reason: 'deferred',
-          status: 503,
-          message,
-          attempts: tries,
-          submission_id: submissionId,
-        };
+        return this.deferred(message, tries, submissionId);
       }
       if (tries >= maxAttempts) {
         if (result.status === 429) {
           // The collector's rate limit is not a fault worth counting; the next run will get through.
           const message = `The collector is rate limiting (HTTP 429) after ${tries} ${tries === 1 ? 'try' : 'tries'}; try again later.`;
-          this.service.setLastSubmissionError(message);
-          return {
-            success: false,
-            reason: 'deferred',
-            status: 503,
-            message,
-            attempts: tries,
-            submission_id: submissionId,
-          };
+          return this.deferred(message, tries, submissionId);
         }
         this.logger.warn({ tries, detail: result.detail }, 'submission failed; giving up until the next run');
         return this.failed(

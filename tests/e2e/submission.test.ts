@@ -13,9 +13,8 @@ import { parseConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { createDriver } from '../../src/printers/drivers.js';
 import { type PrusaLinkSimulator, startPrusaLinkSimulator } from '../../src/simulators/prusalink.js';
-import type { Sleep } from '../../src/stats/submitter.js';
 import { tempDir } from '../helpers.js';
-import { closedPortUrl, type RecordedRequest, startStub } from '../stats/http-stub.js';
+import { closedPortUrl, type RecordedRequest, recordingSleep, startStub } from '../stats/http-stub.js';
 
 interface Payload {
   submission_id: string;
@@ -51,17 +50,6 @@ async function collectorAt(): Promise<{ collector: RunningCollector; dir: string
     }
   };
   return { collector, dir, stored };
-}
-
-function recordingSleep(): { waits: number[]; sleep: Sleep } {
-  const waits: number[] = [];
-  return {
-    waits,
-    sleep: async (ms, signal) => {
-      waits.push(ms);
-      if (signal.aborted) throw signal.reason;
-    },
-  };
 }
 
 async function startDaemon(

@@ -7,9 +7,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import pino, { type Logger } from 'pino';
 import { afterEach } from 'vitest';
-import { tempDir } from '../helpers.js';
+import { captureLogger, type LogLine, tempDir } from '../helpers.js';
 
 function findBinary(name: string): string | null {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
@@ -220,21 +219,4 @@ export async function retainedSnapshot(
   return retained;
 }
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-export function captureLogger(): { logger: Logger; lines: LogLine[]; text: () => string } {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(chunk: string) {
-        lines.push(JSON.parse(chunk) as LogLine);
-      },
-    },
-  );
-  return { logger, lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
-}
+export { captureLogger, type LogLine };

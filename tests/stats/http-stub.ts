@@ -2,6 +2,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
+import type { Sleep } from '../../src/stats/submitter.js';
 
 export interface RecordedRequest {
   method: string;
@@ -78,4 +79,16 @@ export async function closedPortUrl(): Promise<string> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}/v1/submit`;
+}
+
+/** A backoff sleep that returns at once and remembers how long it was asked to wait. */
+export function recordingSleep(): { waits: number[]; sleep: Sleep } {
+  const waits: number[] = [];
+  return {
+    waits,
+    sleep: async (ms, signal) => {
+      waits.push(ms);
+      if (signal.aborted) throw signal.reason;
+    },
+  };
 }

@@ -3,30 +3,13 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createSubmissionSchema } from '../../src/collector/payload.js';
 import { MIN_SUBMISSION_PERIOD_MS, SETTINGS } from '../../src/stats/service.js';
-import {
-  installationUrl,
-  parseRetryAfter,
-  type Sleep,
-  type SubmitterOptions,
-  UsageSubmitter,
-} from '../../src/stats/submitter.js';
+import { installationUrl, parseRetryAfter, type SubmitterOptions, UsageSubmitter } from '../../src/stats/submitter.js';
 import { testService } from '../helpers.js';
-import { closedPortUrl, type RecordedRequest, startStub } from './http-stub.js';
+import { closedPortUrl, type RecordedRequest, recordingSleep, startStub } from './http-stub.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 const job = { printer_type: 'bambu_lab', printer_model: 'X1C' } as const;
-
-function recordingSleep(): { waits: number[]; sleep: Sleep } {
-  const waits: number[] = [];
-  return {
-    waits,
-    sleep: async (ms, signal) => {
-      waits.push(ms);
-      if (signal.aborted) throw signal.reason;
-    },
-  };
-}
 
 /** An opted-in service with two days of events: 2 jobs created, 1 completed. */
 function setup(options: { env?: NodeJS.ProcessEnv } = {}) {

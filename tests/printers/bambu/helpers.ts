@@ -5,12 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino, { type Logger } from 'pino';
 import { afterEach } from 'vitest';
 import { BambuDriver, type BambuDriverOptions, type BambuTimings } from '../../../src/printers/bambu/driver.js';
 import { type BambuSimulator, type BambuSimulatorOptions, startBambuSimulator } from '../../../src/simulators/bambu.js';
 import type { EventMetadata, EventType } from '../../../src/stats/events.js';
-import { testService } from '../../helpers.js';
+import { captureLogger, type LogLine, testService } from '../../helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -90,24 +89,7 @@ export interface RecordedEvent {
   metadata: EventMetadata;
 }
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-export function captureLogger(): { logger: Logger; lines: LogLine[]; text: () => string } {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(chunk: string) {
-        lines.push(JSON.parse(chunk) as LogLine);
-      },
-    },
-  );
-  return { logger, lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
-}
+export { captureLogger, type LogLine };
 
 /** Timings short enough for tests; backoff still grows and still has jitter. */
 export const FAST_TIMINGS: Partial<BambuTimings> = {
