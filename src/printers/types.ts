@@ -5,18 +5,22 @@
  */
 import type { DisconnectReason, EventMetadata, EventType, PrinterModel, PrinterType } from '../stats/events.js';
 
-/** Where a printer's job is, in terms common to every printer kind. */
-export type JobState =
-  | 'idle'
-  | 'preparing'
-  | 'printing'
-  | 'paused'
-  | 'finished'
-  | 'failed'
-  | 'cancelled'
-  | 'error'
-  /** The printer said something we cannot place (power-on `""`, BUSY, UNKNOWN): changes nothing. */
-  | 'unknown';
+/**
+ * Where a printer's job is, in terms common to every printer kind. `unknown`: the printer said something we cannot
+ * place (power-on `""`, BUSY, UNKNOWN), which changes nothing.
+ */
+export const JOB_STATES = [
+  'idle',
+  'preparing',
+  'printing',
+  'paused',
+  'finished',
+  'failed',
+  'cancelled',
+  'error',
+  'unknown',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 export const ACTIVE_JOB_STATES: ReadonlySet<JobState> = new Set(['preparing', 'printing', 'paused']);
 

@@ -15,6 +15,7 @@ import {
   snapshotRemainingMinutes,
   snapshotState,
 } from '../../src/printers/bambu/report.js';
+import { JOB_STATES as STATE_LIST } from '../../src/printers/types.js';
 import { ERROR_CODE_SLUG, PRINTER_MODELS } from '../../src/stats/events.js';
 import { anyValue, damaged, FIXTURES, jsonValue, mutated, RUNS, readJson } from './arbitraries.js';
 
@@ -34,17 +35,7 @@ const DELTAS = readFileSync(`${DIR}/real-captures__deltas.jsonl`, 'utf8')
 const SAMPLES: unknown[] = [...FULL_REPORTS.flat(), ...PRINT_OBJECTS.flat(), ...DELTAS];
 
 const KINDS = new Set(['status', 'ack', 'version', 'other', 'malformed']);
-const JOB_STATES = new Set([
-  'idle',
-  'preparing',
-  'printing',
-  'paused',
-  'finished',
-  'failed',
-  'cancelled',
-  'error',
-  'unknown',
-]);
+const JOB_STATES: ReadonlySet<string> = new Set(STATE_LIST);
 
 /** Parse, and for a status merge it into the given state; checks everything the driver relies on. */
 function parseAndMerge(state: BambuReportState, payload: string | Buffer): ParsedReport {

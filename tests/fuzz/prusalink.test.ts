@@ -20,6 +20,7 @@ import {
   versionSchema,
   writableStorages,
 } from '../../src/printers/prusalink/status.js';
+import { JOB_STATES as STATE_LIST } from '../../src/printers/types.js';
 import { PRINTER_MODELS } from '../../src/stats/events.js';
 import { anyValue, damaged, FIXTURES, jsonValue, mutated, RUNS, readJson } from './arbitraries.js';
 
@@ -41,17 +42,7 @@ const FILES_LISTING = {
     { name: 'PARTS', type: 'FOLDER' },
   ],
 };
-const JOB_STATES = new Set([
-  'idle',
-  'preparing',
-  'printing',
-  'paused',
-  'finished',
-  'failed',
-  'cancelled',
-  'error',
-  'unknown',
-]);
+const JOB_STATES: ReadonlySet<string> = new Set(STATE_LIST);
 
 /** Every parser on one body, and every mapping on what parses. */
 function parseEverything(body: string): void {

@@ -6,21 +6,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PrinterTracker } from '../../src/printers/tracker.js';
-import type { JobObservation, JobState } from '../../src/printers/types.js';
+import { JOB_STATES, type JobObservation } from '../../src/printers/types.js';
 import { DISCONNECT_REASONS, type EventMetadata, type EventType, sanitizeMetadata } from '../../src/stats/events.js';
 import { RUNS } from './arbitraries.js';
 
-const STATES: JobState[] = [
-  'idle',
-  'preparing',
-  'printing',
-  'paused',
-  'finished',
-  'failed',
-  'cancelled',
-  'error',
-  'unknown',
-];
+const STATES = JOB_STATES;
 
 type Step =
   | { op: 'observe'; observation: JobObservation }
