@@ -10,7 +10,6 @@ import { JOB_STATES, type JobObservation } from '../../src/printers/types.js';
 import { DISCONNECT_REASONS, type EventMetadata, type EventType, sanitizeMetadata } from '../../src/stats/events.js';
 import { RUNS } from './arbitraries.js';
 
-const STATES = JOB_STATES;
 
 type Step =
   | { op: 'observe'; observation: JobObservation }
@@ -20,7 +19,7 @@ type Step =
 
 const observation: fc.Arbitrary<JobObservation> = fc.record(
   {
-    state: fc.constantFrom(...STATES),
+    state: fc.constantFrom(...JOB_STATES),
     jobKey: fc.option(fc.constantFrom('1', '2', '3', 'task:9'), { nil: null }),
     printingSeconds: fc.option(
       fc.oneof(fc.integer({ min: -5, max: 400_000 }), fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, 0.4)),
