@@ -10,7 +10,6 @@ import { JOB_STATES, type JobObservation } from '../../src/printers/types.js';
 import { DISCONNECT_REASONS, type EventMetadata, type EventType, sanitizeMetadata } from '../../src/stats/events.js';
 import { RUNS } from './arbitraries.js';
 
-
 type Step =
   | { op: 'observe'; observation: JobObservation }
   | { op: 'connected' }

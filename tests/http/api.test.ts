@@ -30,6 +30,7 @@ afterEach(async () => {
 const json = (path: string, init?: RequestInit) =>
   fetch(base + path, init).then(async (r) => ({
     status: r.status,
+    // biome-ignore lint/suspicious/noExplicitAny: bodies are checked by the assertions, not by types
     body: (await r.json()) as Record<string, any>,
     headers: r.headers,
   }));
@@ -105,6 +106,7 @@ describe('HTTP API', () => {
     await post('/api/v1/usage-stats/opt-in');
     const response = await fetch(`${base}/api/v1/usage-stats/export`);
     expect(response.headers.get('content-disposition')).toBe('attachment; filename="usage-statistics-export.json"');
+    // biome-ignore lint/suspicious/noExplicitAny: the body is checked by the assertions, not by types
     const body = (await response.json()) as Record<string, any>;
     expect(body).toMatchObject({ export_version: 1, settings: { opt_in_status: 'enabled' } });
     expect(body.events.map((e: { event_type: string }) => e.event_type)).toEqual(['app_start', 'feature_enabled']);

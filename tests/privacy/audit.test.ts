@@ -4,7 +4,7 @@
  * mosquitto. None of the seeded values may appear in the SQLite files (raw bytes), the export, the preview, what the
  * collector received or stored, any MQTT message, or the log output; the logs may only show redaction markers.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
