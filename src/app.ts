@@ -12,7 +12,7 @@ import { accessOptionsFrom } from './http/access.js';
 import { createHttpApp } from './http/app.js';
 import type { SubmissionControl } from './http/routes/usage-stats.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
-import { type MirrorTuning, type MqttMirror, mirrorFromConfig } from './mqtt/publisher.js';
+import type { MirrorTuning, MqttMirror } from './mqtt/publisher.js';
 import { type DriverFactory, PrinterFleet } from './printers/fleet.js';
 import type { Feature } from './stats/events.js';
 import { appVersion, effectiveTimezone } from './stats/privacy.js';
@@ -74,26 +74,30 @@ export class Daemon {
       this.db = openDatabase(databasePath(dataDir));
       const repository = new UsageRepository(this.db);
       const fleetRef: { current: PrinterFleet | null } = { current: null };
+      let timezone: string | null | undefined;
       const service = new UsageStatsService({
         repository,
         logger,
         env,
-        timezone: effectiveTimezone(config.timezone, env),
+        timezone: () => (timezone ??= effectiveTimezone(config.timezone, env)),
         fleet: () => fleetRef.current?.members() ?? [],
         features: () => this.features(),
         nextSubmission: () => this.scheduler?.nextSubmission() ?? null,
       });
       this.service = service;
       // Subscribed before app_start so the mirror sees every event; it connects once the fleet runs.
-      const mirror = mirrorFromConfig({
-        config,
-        env,
-        source: service,
-        snapshots: () => this.fleet?.snapshots() ?? [],
-        logger,
-        version: appVersion(),
-        tuning: this.options.mqtt,
-      });
+      // Loaded only when switched on: mqtt.js is the largest part of an idle daemon's memory.
+      const mirror = config.mqtt.enabled
+        ? (await import('./mqtt/publisher.js')).mirrorFromConfig({
+            config,
+            env,
+            source: service,
+            snapshots: () => this.fleet?.snapshots() ?? [],
+            logger,
+            version: appVersion(),
+            tuning: this.options.mqtt,
+          })
+        : null;
       this.mirror = mirror;
       if (mirror) service.onRecorded((event) => mirror.publishEvent(event));
       service.recordEvent('app_start', service.appStartMetadata());

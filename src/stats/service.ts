@@ -46,7 +46,8 @@ const MAX_PENDING_EVENTS = 10_000;
 export interface ServiceOptions {
   repository: UsageRepository;
   logger: Logger;
-  timezone?: string | null;
+  /** The IANA zone for the country code; a function defers resolving it (Intl's zone data costs memory). */
+  timezone?: string | null | (() => string | null);
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   /** The configured printers as type and best-known model, for the payload's fleet counts. */
@@ -338,6 +339,11 @@ export class UsageStatsService {
     return candidates[0] ?? end;
   }
 
+  private timezone(): string | null {
+    const zone = this.options.timezone;
+    return typeof zone === 'function' ? zone() : (zone ?? null);
+  }
+
   installationFacts(): AggregatedStats['installation'] {
     return {
       installation_id: this.installationId() ?? '00000000-0000-0000-0000-000000000000',
@@ -346,7 +352,7 @@ export class UsageStatsService {
       runtime_version: runtimeVersion(),
       platform: platformName(),
       deployment_mode: detectDeploymentMode(this.env),
-      country_code: countryFromTimezone(this.options.timezone ?? null),
+      country_code: countryFromTimezone(this.timezone()),
     };
   }
 
