@@ -255,8 +255,8 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     const child = spawn(
       process.execPath,
       [
-        // Extra flags for the daemon only (e.g. SOAK_DAEMON_FLAGS=--max-semi-space-size=2 to try a heap setting).
-        ...(process.env.SOAK_DAEMON_FLAGS?.split(' ').filter(Boolean) ?? []),
+        // The flags the add-on and the image start the daemon with; SOAK_DAEMON_FLAGS='' measures without them.
+        ...daemonFlags(),
         '--expose-gc',
         '--import',
         probeUrl,
@@ -394,7 +394,7 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
     const space = (sample: Sample, name: string) => round((sample.probe?.spaces[name] ?? 0) / 1024, 1);
     const summary =
       `${BAMBU} Bambu (TLS MQTT, 1 report/s) + ${PRUSA} PrusaLink (1 s polls) simulators at ${SPEED}x, ` +
-      (process.env.SOAK_DAEMON_FLAGS ? `daemon flags ${process.env.SOAK_DAEMON_FLAGS}, ` : '') +
+      `daemon flags '${daemonFlags().join(' ')}', ` +
       `${minutes} min (${measuredMin} min after a ${warmupS} s warm-up); daemon CPU ${round(cpuPercent, 1)}% of one core, ` +
       `${warnings} warn/error log lines, SIGTERM exit ${exitCode} in ${stopMs} ms`;
     log(summary);
@@ -454,4 +454,9 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const r of await run()) console.log(JSON.stringify(r));
   process.exit(0);
+}
+
+/** As rootfs/.../run starts the daemon: a small young generation keeps RSS steady under a steady allocation rate. */
+function daemonFlags(): string[] {
+  return (process.env.SOAK_DAEMON_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean);
 }

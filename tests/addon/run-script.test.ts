@@ -138,7 +138,13 @@ const mqttOptions = (mqtt: Record<string, unknown>) => ({
   mqtt: { enabled: true, base_topic: 'printernizer', discovery: true, discovery_prefix: 'homeassistant', ...mqtt },
 });
 
-const DAEMON_ARGV = ['/opt/printernizer-stats/dist/src/cli.js', 'run', '--data-dir', '/data'];
+const DAEMON_ARGV = [
+  '--max-semi-space-size=2',
+  '/opt/printernizer-stats/dist/src/cli.js',
+  'run',
+  '--data-dir',
+  '/data',
+];
 
 describe('run (add-on)', () => {
   it("uses the Supervisor's MQTT service and time zone when mqtt.url is empty", async () => {
