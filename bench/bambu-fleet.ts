@@ -22,7 +22,7 @@ const PRINTERS = 50;
 const TARGET_CPU_PERCENT = 5;
 const TARGET_RSS_MB = 100;
 const WARMUP_S = 4;
-const ACCESS_CODE = 'bench123';
+export const ACCESS_CODE = 'bench123';
 const MODELS: { model: SimulatedModel; prefix: string }[] = [
   { model: 'X1C', prefix: '00M' },
   { model: 'P1S', prefix: '01P' },
@@ -31,7 +31,7 @@ const MODELS: { model: SimulatedModel; prefix: string }[] = [
   { model: 'A1 mini', prefix: '030' },
 ];
 
-interface SimInfo {
+export interface SimInfo {
   port: number;
   serial: string;
 }
@@ -115,7 +115,7 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
   }
 }
 
-async function spawnSimulators(count: number): Promise<{ child: ChildProcess; sims: SimInfo[] }> {
+export async function spawnSimulators(count: number): Promise<{ child: ChildProcess; sims: SimInfo[] }> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve-simulators', String(count)],

@@ -22,7 +22,15 @@ import { parseArgs } from 'node:util';
 import type { BenchRow } from './types.js';
 
 /** In the order they run: the quick, quiet ones first, the long fleet runs last. */
-export const MODULES = ['stats', 'bambu-report', 'idle-memory', 'collector', 'bambu-fleet', 'prusalink-fleet'] as const;
+export const MODULES = [
+  'stats',
+  'bambu-report',
+  'idle-memory',
+  'collector',
+  'bambu-fleet',
+  'bambu-fleet-daemon',
+  'prusalink-fleet',
+] as const;
 /** Run only when asked for (`--soak`, or named in `--only`). */
 export const OPTIONAL_MODULES = ['soak'] as const;
 
