@@ -1,12 +1,14 @@
 /**
- * fast-check building blocks shared by the fuzz tests: JSON-ish values, fixtures from /work/shared/fixtures mutated
+ * fast-check building blocks shared by the fuzz tests: JSON-ish values, fixtures from tests/fixtures mutated
  * at random paths, and text-level damage (truncation, inserted bytes). fast-check prints the seed and the shrunk
  * counterexample of any failure, so a failure can be replayed with `{ seed, path }`.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 
-export const FIXTURES = '/work/shared/fixtures';
+/** The protocol fixtures, copied verbatim from the shared reference (../shared/fixtures) so a clean clone has them. */
+export const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url));
 
 /** Any JSON value, strings with unicode, keys that look like prototypes included. */
 export const jsonValue: fc.Arbitrary<unknown> = fc.jsonValue({ maxDepth: 4 });

@@ -12,7 +12,7 @@ import {
   startBambuSimulator,
 } from '../../src/simulators/bambu.js';
 
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'printers', 'bambu', 'fixtures');
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'bambu');
 type Json = Record<string, unknown>;
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -1,5 +1,5 @@
 /**
- * Shared pieces for the Bambu Lab tests: the real fixtures (copied verbatim from ../shared/fixtures/bambu), simulators
+ * Shared pieces for the Bambu Lab tests: the real fixtures (tests/fixtures/bambu, copied verbatim from ../shared/fixtures/bambu), simulators
  * and drivers closed after each test, an event sink backed by a real SQLite file, and a log capture.
  */
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 type Json = Record<string, unknown>;
 
 function readFixture(name: string): Json {
-  return JSON.parse(readFileSync(join(here, 'fixtures', name), 'utf8')) as Json;
+  return JSON.parse(readFileSync(join(here, '..', '..', 'fixtures', 'bambu', name), 'utf8')) as Json;
 }
 
 export const FIXTURE_FILES = {
@@ -47,7 +47,7 @@ export function versionReply(name: FixtureName): string {
 
 /** The real delta captures, one payload per line. */
 export function realDeltas(): string[] {
-  return readFileSync(join(here, 'fixtures', 'real-captures__deltas.jsonl'), 'utf8')
+  return readFileSync(join(here, '..', '..', 'fixtures', 'bambu', 'real-captures__deltas.jsonl'), 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '');
 }

@@ -18,9 +18,10 @@ import {
 } from '../../../src/printers/prusalink/status.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const examples = JSON.parse(
-  readFileSync(resolve(here, '../../../../shared/fixtures/prusalink/examples.json'), 'utf8'),
-) as Record<string, unknown>;
+const examples = JSON.parse(readFileSync(resolve(here, '../../fixtures/prusalink/examples.json'), 'utf8')) as Record<
+  string,
+  unknown
+>;
 const fixture = (name: string) => JSON.stringify(examples[name]);
 
 function parsed<T>(schema: Parameters<typeof parseBody<T>>[0], body: string): T {
