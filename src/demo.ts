@@ -1,11 +1,13 @@
 /**
  * `npm run demo`: the real daemon against built-in simulated printers (two Bambu Lab over TLS MQTT, one PrusaLink
- * with digest auth) on a throwaway data directory, so events and live state appear without any hardware.
+ * with digest auth) and a local collector on a throwaway data directory, so events, live state and a submission work
+ * without any hardware and without sending anything off this machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from './app.js';
+import { startCollector } from './collector/server.js';
 import { parseConfig } from './config.js';
 import { createLogger } from './log.js';
 import { createDriver } from './printers/drivers.js';
@@ -53,6 +55,14 @@ export async function runDemo(flags: {
     speed,
   });
 
+  // A local collector, so opting in and "submit now" work end to end without sending anything off this machine.
+  const collector = await startCollector({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: join(dataDir, 'collector'),
+    logger: logger.child({ component: 'collector' }),
+  });
+
   const config = parseConfig({
     log_level: 'info',
     timezone: 'Europe/Berlin',
@@ -75,18 +85,19 @@ export async function runDemo(flags: {
       },
       { name: 'Demo MK4', type: 'prusa', host: mk4.url, username: 'maker', password: 'demopass', poll_interval_s: 5 },
     ],
+    usage_statistics: { endpoint: `${collector.url}/v1/submit` },
   });
   const daemon = new Daemon({ config, dataDir, port, host, logger, createDriver });
   const started = await daemon.start();
   logger.info(
-    { url: `http://${host}:${started.port}/`, data_dir: dataDir, speed },
+    { url: `http://${host}:${started.port}/`, collector: `${collector.url}/`, data_dir: dataDir, speed },
     'demo running: open the URL; Ctrl+C stops',
   );
 
   return new Promise<number>((resolve) => {
     const shutdown = async () => {
       await daemon.stop('demo stopped');
-      await Promise.allSettled([x1c.stop(), a1.stop(), mk4.stop()]);
+      await Promise.allSettled([x1c.stop(), a1.stop(), mk4.stop(), collector.stop()]);
       if (throwaway) rmSync(dataDir, { recursive: true, force: true });
       resolve(0);
     };
