@@ -88,3 +88,16 @@ export function captureLogger(): { logger: Logger; lines: LogLine[]; text: () =>
   );
   return { logger, lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
 }
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 20 ms until it holds, or fails naming `what`. */
+export async function waitFor(check: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}

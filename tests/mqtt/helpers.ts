@@ -8,7 +8,7 @@ import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach } from 'vitest';
-import { captureLogger, type LogLine, tempDir } from '../helpers.js';
+import { captureLogger, type LogLine, sleep, tempDir, waitFor } from '../helpers.js';
 
 function findBinary(name: string): string | null {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
@@ -30,18 +30,6 @@ afterEach(async () => {
 
 export function onCleanup(fn: () => Promise<void> | void): void {
   cleanups.push(fn);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor(check: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 export async function freePort(): Promise<number> {
@@ -219,4 +207,4 @@ export async function retainedSnapshot(
   return retained;
 }
 
-export { captureLogger, type LogLine };
+export { captureLogger, type LogLine, sleep, waitFor };

@@ -9,7 +9,7 @@ import { afterEach } from 'vitest';
 import { BambuDriver, type BambuDriverOptions, type BambuTimings } from '../../../src/printers/bambu/driver.js';
 import { type BambuSimulator, type BambuSimulatorOptions, startBambuSimulator } from '../../../src/simulators/bambu.js';
 import type { EventMetadata, EventType } from '../../../src/stats/events.js';
-import { captureLogger, type LogLine, testService } from '../../helpers.js';
+import { captureLogger, type LogLine, sleep, testService, waitFor } from '../../helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -89,7 +89,7 @@ export interface RecordedEvent {
   metadata: EventMetadata;
 }
 
-export { captureLogger, type LogLine };
+export { captureLogger, type LogLine, sleep, waitFor };
 
 /** Timings short enough for tests; backoff still grows and still has jitter. */
 export const FAST_TIMINGS: Partial<BambuTimings> = {
@@ -143,16 +143,4 @@ export function driverFor(
     stored: () => repository.countsByType(),
     log,
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor(check: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
