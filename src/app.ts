@@ -61,6 +61,7 @@ export class Daemon {
   submission: SubmissionControl | undefined;
   submitter: UsageSubmitter | null = null;
   scheduler: SubmissionScheduler | null = null;
+  private resolvedTimezone: string | null | undefined;
   port = 0;
 
   constructor(private readonly options: DaemonOptions) {}
@@ -74,12 +75,11 @@ export class Daemon {
       this.db = openDatabase(databasePath(dataDir));
       const repository = new UsageRepository(this.db);
       const fleetRef: { current: PrinterFleet | null } = { current: null };
-      let timezone: string | null | undefined;
       const service = new UsageStatsService({
         repository,
         logger,
         env,
-        timezone: () => (timezone ??= effectiveTimezone(config.timezone, env)),
+        timezone: () => this.timezone(),
         fleet: () => fleetRef.current?.members() ?? [],
         features: () => this.features(),
         nextSubmission: () => this.scheduler?.nextSubmission() ?? null,
@@ -119,7 +119,7 @@ export class Daemon {
       }
       mirror?.start();
 
-      this.startSubmission(service, env);
+      this.startSubmission(service);
       const app = createHttpApp({
         service,
         logger,
@@ -157,7 +157,7 @@ export class Daemon {
   }
 
   /** Submitter and scheduler; without an endpoint submission stays off (submitNow says why). */
-  private startSubmission(service: UsageStatsService, env: NodeJS.ProcessEnv): void {
+  private startSubmission(service: UsageStatsService): void {
     const { config, logger } = this.options;
     const { catchUpDelayMs, ...hooks } = this.options.submitter ?? {};
     const endpoint = config.usage_statistics.endpoint;
@@ -172,10 +172,18 @@ export class Daemon {
       submitter: this.submitter,
       logger,
       schedule: config.usage_statistics.schedule,
-      timezone: effectiveTimezone(config.timezone, env),
+      timezone: this.timezone(),
       catchUpDelayMs,
     });
     this.scheduler.start();
+  }
+
+  /** Resolved once, and only when needed: without TZ or a configured zone it loads Intl's zone data (memory). */
+  private timezone(): string | null {
+    if (this.resolvedTimezone === undefined) {
+      this.resolvedTimezone = effectiveTimezone(this.options.config.timezone, this.options.env ?? process.env);
+    }
+    return this.resolvedTimezone;
   }
 
   private features(): Partial<Record<Feature, boolean>> {

@@ -68,8 +68,9 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
       : errorResponse(c, 404, 'not_found', `no API route ${c.req.path}`);
   });
 
-  app.route('/', uiRoutes({ wwwDir: deps.wwwDir ?? defaultWwwDir() }));
-  app.use('/*', serveStatic({ root: deps.wwwDir ?? defaultWwwDir() }));
+  const wwwDir = deps.wwwDir ?? defaultWwwDir();
+  app.route('/', uiRoutes({ wwwDir }));
+  app.use('/*', serveStatic({ root: wwwDir }));
 
   app.notFound((c) => errorResponse(c, 404, 'not_found', `nothing at ${c.req.path}`));
 

@@ -2,6 +2,7 @@
  * The retained `<base>/stats` payload: all-time totals, the last seven days and the opt-in status. Built from the
  * local statistics only; no installation id or submission secret, which belong to the opt-in submission alone.
  */
+import { hoursFromSeconds } from '../stats/aggregate.js';
 import type { LocalStats } from '../stats/service.js';
 
 export interface StatsSource {
@@ -34,7 +35,7 @@ export function statsSummary(source: StatsSource, now: Date = new Date()): Stats
     jobs_completed: completed,
     jobs_failed: failed,
     success_rate: finished === 0 ? null : Math.round((completed / finished) * 1000) / 10,
-    print_hours: Math.round((source.totalPrintSeconds() / 3600) * 100) / 100,
+    print_hours: hoursFromSeconds(source.totalPrintSeconds()),
     this_week: local.this_week,
     opt_in_status: local.opt_in_status,
     last_submission: local.last_submission,

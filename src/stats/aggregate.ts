@@ -63,6 +63,9 @@ export interface AggregateInput {
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
 
+/** Hours at two decimals, as every print and uptime figure is shown and sent. */
+export const hoursFromSeconds = (seconds: number): number => round2(seconds / 3600);
+
 export function summarizeFleet(fleet: readonly FleetMember[]): AggregatedStats['printer_fleet'] {
   const typeCounts: Partial<Record<PrinterType, number>> = {};
   const modelCounts: Partial<Record<PrinterModel, number>> = {};
@@ -123,7 +126,7 @@ export function summarizeUsage(rows: readonly AggregateRow[]): {
         break;
     }
   }
-  usage.print_hours = round2(printSeconds / 3600);
+  usage.print_hours = hoursFromSeconds(printSeconds);
   return { usage, errors };
 }
 
@@ -141,7 +144,7 @@ export function aggregateStats(input: AggregateInput): AggregatedStats {
     printer_fleet: summarizeFleet(input.fleet),
     usage_stats: {
       ...usage,
-      uptime_hours: round2((finishedRunsSeconds + input.currentRunSeconds) / 3600),
+      uptime_hours: hoursFromSeconds(finishedRunsSeconds + input.currentRunSeconds),
       feature_usage: input.features,
     },
     error_summary: errors,

@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type AggregatedStats, aggregateStats, type FleetMember } from './aggregate.js';
+import { type AggregatedStats, aggregateStats, type FleetMember, hoursFromSeconds } from './aggregate.js';
 import {
   type EventMetadata,
   type EventType,
@@ -108,8 +108,6 @@ export interface JobHistory {
   days: { date: string; job_created: number; job_completed: number; job_failed: number; print_hours: number }[];
   print_hours: { total: number; this_week: number };
 }
-
-const hours = (seconds: number): number => Math.round((seconds / 3600) * 100) / 100;
 
 export type RecordedListener = (event: UsageEvent) => void;
 
@@ -420,7 +418,7 @@ export class UsageStatsService {
         job_created: row?.job_created ?? 0,
         job_completed: row?.job_completed ?? 0,
         job_failed: row?.job_failed ?? 0,
-        print_hours: hours(row?.print_seconds ?? 0),
+        print_hours: hoursFromSeconds(row?.print_seconds ?? 0),
       });
     }
     const weekAgo = new Date(now.getTime() - 7 * 86_400_000).toISOString();
@@ -428,8 +426,8 @@ export class UsageStatsService {
       weeks,
       days,
       print_hours: {
-        total: hours(this.totalPrintSeconds()),
-        this_week: hours(this.repository.sumMetadata('duration_seconds', { start: weekAgo })),
+        total: hoursFromSeconds(this.totalPrintSeconds()),
+        this_week: hoursFromSeconds(this.repository.sumMetadata('duration_seconds', { start: weekAgo })),
       },
     };
   }

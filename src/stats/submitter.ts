@@ -251,10 +251,11 @@ export class UsageSubmitter {
       message,
       attempts: 0,
     });
-    if (!this.options.endpoint)
-      return refuse('no_endpoint', 503, 'No collector endpoint is configured (usage_statistics.endpoint).');
+    // The user's choice first: without opt-in, a missing endpoint is not what stands in the way.
     if (!this.service.isOptedIn()) return refuse('not_opted_in', 409, 'Opt in before submitting statistics.');
     if (this.service.doNotTrack()) return refuse('do_not_track', 409, 'DO_NOT_TRACK is set; submission is off.');
+    if (!this.options.endpoint)
+      return refuse('no_endpoint', 503, 'No collector endpoint is configured (usage_statistics.endpoint).');
     if (!this.service.submissionSecret())
       return refuse('no_secret', 500, 'No submission secret is stored; opt out and in again.');
     if (this.current) return refuse('in_progress', 409, 'A submission is already in progress.');

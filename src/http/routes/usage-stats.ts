@@ -7,7 +7,7 @@ import { errorResponse } from '../errors.js';
 
 export interface SubmissionControl {
   /** Submits now; resolves with the outcome (never rejects). */
-  submitNow(): Promise<{ success: boolean; message: string; status?: number }>;
+  submitNow(): Promise<{ success: boolean; message: string; status?: number; reason?: string }>;
   /** Called on opt-out: stops pending retries at once. */
   cancelPending(): void;
   /** Asks the collector to delete this installation's data. */
@@ -76,15 +76,14 @@ export function usageStatsRoutes(service: UsageStatsService, submission?: Submis
 
   routes.post('/submit', async (c) => {
     await readJsonBody(c, emptyBody);
-    if (!service.isOptedIn()) return errorResponse(c, 409, 'not_opted_in', 'opt in before submitting statistics');
-    if (service.doNotTrack()) return errorResponse(c, 409, 'do_not_track', 'DO_NOT_TRACK is set; submission is off');
     if (!submission) return errorResponse(c, 503, 'submission_unavailable', 'submission is not available');
     const outcome = await submission.submitNow();
     if (!outcome.success) {
-      // The submitter knows why: busy (409), no endpoint (503), the collector failing or refusing (502).
-      const status = outcome.status === 409 || outcome.status === 503 ? outcome.status : 502;
-      const code = { 409: 'submission_refused', 503: 'submission_unavailable', 502: 'submission_failed' }[status];
-      return errorResponse(c, status, code, outcome.message);
+      // The submitter knows why: not opted in, DO_NOT_TRACK or busy (409), no endpoint (503), otherwise the
+      // collector failed or refused (502).
+      if (outcome.status === 409 || outcome.status === 503)
+        return errorResponse(c, outcome.status, outcome.reason ?? 'submission_refused', outcome.message);
+      return errorResponse(c, 502, 'submission_failed', outcome.message);
     }
     return c.json({ success: true, message: outcome.message });
   });
