@@ -53,7 +53,6 @@ export class SubmissionScheduler {
   private catchUpTimer: NodeJS.Timeout | null = null;
   private catchUpAt: Date | null = null;
   private unsubscribe: (() => void) | null = null;
-  private running: Promise<unknown> | null = null;
   private readonly configured: string | undefined;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -122,7 +121,8 @@ export class SubmissionScheduler {
     try {
       this.syncTask();
       if (!this.service.collectionActive()) return;
-      if (this.running || this.options.submitter.busy()) return;
+      // A retry or a manual submission under way covers this run.
+      if (this.options.submitter.busy()) return;
       // The catch-up runs only when a whole period has passed; the scheduled run skips when a catch-up (or a manual
       // submission) already went out within half a period, so a restart never doubles a week.
       const minAge = kind === 'catch_up' ? this.periodMs : this.periodMs / 2;
@@ -131,12 +131,9 @@ export class SubmissionScheduler {
         return;
       }
       this.logger.info({ kind }, 'submitting usage statistics');
-      this.running = this.options.submitter.submit();
-      await this.running;
+      await this.options.submitter.submit();
     } catch (error) {
       this.logger.error({ err: error }, 'the scheduled submission failed');
-    } finally {
-      this.running = null;
     }
   }
 
