@@ -69,7 +69,6 @@ interface PublishedRecord {
   printers: string[];
 }
 
-type ClosableClient = MqttClient;
 
 const RETAINED: IClientPublishOptions = { qos: 1, retain: true };
 const EVENT: IClientPublishOptions = { qos: 1, retain: false };
@@ -79,7 +78,7 @@ export class MqttMirror {
   private readonly topics: MirrorTopics;
   private readonly queueLimit: number;
   private readonly statsDebounceMs: number;
-  private client: ClosableClient | null = null;
+  private client: MqttClient | null = null;
   private nodeId = '';
   private readonly queue: string[] = [];
   private statsTimer: NodeJS.Timeout | null = null;
