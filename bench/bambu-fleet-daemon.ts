@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { ACCESS_CODE, spawnSimulators } from './bambu-fleet.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
-import { median, round, row, sleep } from './util.js';
+import { bambuPrinterConfigs, median, round, row, sleep } from './util.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PRINTERS = 50;
@@ -57,14 +57,7 @@ export async function run(): Promise<BenchRow[]> {
     configPath,
     JSON.stringify({
       log_level: 'info',
-      printers: sims.map((sim, i) => ({
-        name: `Bambu ${i}`,
-        type: 'bambu_lab',
-        host: '127.0.0.1',
-        port: sim.port,
-        serial: sim.serial,
-        access_code: ACCESS_CODE,
-      })),
+      printers: bambuPrinterConfigs(sims, ACCESS_CODE),
     }),
   );
   const { child: daemon, port } = await startDaemon(configPath, join(dir, 'data'));

@@ -22,7 +22,7 @@ import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js'
 import type { PrusaLinkSimModel, PrusaLinkSimulator } from '../src/simulators/prusalink.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
-import { median, round, row, sleep } from './util.js';
+import { bambuPrinterConfigs, median, round, row, sleep } from './util.js';
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 const BAMBU = 25;
@@ -221,16 +221,7 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
       log_level: 'warning',
       timezone: 'Europe/Berlin',
       printers: [
-        ...bambu.map((sim, i) => ({
-          name: `Bambu ${i}`,
-          type: 'bambu_lab',
-          host: '127.0.0.1',
-          port: sim.port,
-          serial: sim.serial,
-          access_code: ACCESS_CODE,
-          tls: true,
-          verify_certificate: false,
-        })),
+        ...bambuPrinterConfigs(bambu, ACCESS_CODE),
         ...prusa.map((sim, i) => ({
           name: `Prusa ${i}`,
           type: 'prusa',

@@ -47,3 +47,17 @@ export function median(values: readonly number[]): number {
   if (sorted.length === 0) return 0;
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
+
+/** Config entries for simulated Bambu Lab printers on loopback, as the fleet benchmarks hand them to the daemon. */
+export function bambuPrinterConfigs(sims: readonly { port: number; serial: string }[], accessCode: string) {
+  return sims.map((sim, i) => ({
+    name: `Bambu ${i}`,
+    type: 'bambu_lab' as const,
+    host: '127.0.0.1',
+    port: sim.port,
+    serial: sim.serial,
+    access_code: accessCode,
+    tls: true,
+    verify_certificate: false,
+  }));
+}

@@ -69,7 +69,6 @@ interface PublishedRecord {
   printers: string[];
 }
 
-
 const RETAINED: IClientPublishOptions = { qos: 1, retain: true };
 const EVENT: IClientPublishOptions = { qos: 1, retain: false };
 
