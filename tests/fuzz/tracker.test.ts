@@ -5,6 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/printers/clock.js';
+import { TRACKING_POLICIES } from '../../src/printers/policies.js';
 import { PrinterTracker } from '../../src/printers/tracker.js';
 import { JOB_STATES, type JobObservation } from '../../src/printers/types.js';
 import { DISCONNECT_REASONS, type EventMetadata, type EventType, sanitizeMetadata } from '../../src/stats/events.js';
@@ -14,7 +16,8 @@ type Step =
   | { op: 'observe'; observation: JobObservation }
   | { op: 'connected' }
   | { op: 'disconnected'; reason: (typeof DISCONNECT_REASONS)[number] }
-  | { op: 'tick'; ms: number };
+  | { op: 'tick'; ms: number }
+  | { op: 'fault'; scope: 'outage' | 'connection' };
 
 const observation: fc.Arbitrary<JobObservation> = fc.record(
   {
@@ -26,6 +29,7 @@ const observation: fc.Arbitrary<JobObservation> = fc.record(
     ),
     cancelSeen: fc.boolean(),
     errorSlugs: fc.array(fc.constantFrom('hms_0300_0100', 'print_error_0300_8015', 'hms_0700_2000'), { maxLength: 3 }),
+    systemJob: fc.boolean(),
   },
   { requiredKeys: ['state'] },
 );
@@ -38,24 +42,35 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.constantFrom(...DISCONNECT_REASONS).map((reason) => ({ op: 'disconnected' as const, reason })),
   },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 3_600_000 }).map((ms) => ({ op: 'tick' as const, ms })) },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 20_000 }).map((ms) => ({ op: 'tick' as const, ms })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('outage' as const, 'connection' as const)
+      .map((scope) => ({ op: 'fault' as const, scope })),
+  },
 );
 
 function run(steps: Step[], kind: 'bambu' | 'prusa'): { type: EventType; metadata: EventMetadata }[] {
   const events: { type: EventType; metadata: EventMetadata }[] = [];
-  let now = 1_700_000_000_000;
+  const clock = new ManualClock(1_700_000_000_000);
+  const printerType = kind === 'bambu' ? 'bambu_lab' : 'prusa';
   const tracker = new PrinterTracker({
-    printerType: kind === 'bambu' ? 'bambu_lab' : 'prusa',
+    ...TRACKING_POLICIES[printerType],
+    printerType,
     model: () => (kind === 'bambu' ? 'X1C' : 'MK4'),
-    connection: kind === 'bambu' ? 'mqtt' : 'http',
     emit: (type, metadata) => events.push({ type, metadata }),
-    now: () => now,
+    clock,
   });
   for (const s of steps) {
-    if (s.op === 'observe') tracker.observe(s.observation);
-    else if (s.op === 'connected') tracker.connected();
-    else if (s.op === 'disconnected') tracker.disconnected(s.reason);
-    else now += s.ms;
+    if (s.op === 'observe') tracker.handle({ kind: 'observation', observation: s.observation });
+    else if (s.op === 'connected') tracker.handle({ kind: 'connected' });
+    else if (s.op === 'disconnected') tracker.handle({ kind: 'disconnected', reason: s.reason });
+    else if (s.op === 'fault') tracker.handle({ kind: 'fault', errorType: 'http_error', scope: s.scope });
+    else clock.advance(s.ms);
   }
+  tracker.flush();
+  expect(clock.pendingTimers).toBe(0);
   return events;
 }
 
