@@ -17,12 +17,12 @@ import { silentLogger } from '../src/log.js';
 import { UsageRepository } from '../src/stats/repository.js';
 import { UsageStatsService } from '../src/stats/service.js';
 import type { BenchRow } from './types.js';
-import { median, round, row } from './util.js';
+import { median, round, row, sized } from './util.js';
 
-const META = { printer_type: 'bambu_lab', printer_model: 'X1C', duration_seconds: 3600 };
+const META = { printer_type: 'bambu_lab', printer_model: 'X1C', duration_seconds: 3600 } as const;
 const TYPES = ['job_created', 'job_completed', 'job_failed', 'file_uploaded', 'error_occurred', 'printer_connected'];
 const INSERT_ROUNDS = 3;
-const AGGREGATE_ROUNDS = 5;
+const AGGREGATE_ROUNDS = sized(5, 3);
 const TARGET_MS = 1000;
 
 const INSERT_SQL =
@@ -63,7 +63,7 @@ function timeMs(fn: () => void): number {
 }
 
 async function recordEvent(dir: string): Promise<BenchRow> {
-  const n = Number(process.env.STATS_BENCH_EVENTS ?? 20_000);
+  const n = Number(process.env.STATS_BENCH_EVENTS ?? sized(20_000, 2_000));
   const raw = openDatabase(join(dir, 'raw.db'));
   const db = openDatabase(join(dir, 'service.db'));
   try {
@@ -104,7 +104,7 @@ async function recordEvent(dir: string): Promise<BenchRow> {
 }
 
 async function aggregate(dir: string): Promise<BenchRow[]> {
-  const count = Number(process.env.STATS_BENCH_AGGREGATE ?? 1_000_000);
+  const count = Number(process.env.STATS_BENCH_AGGREGATE ?? sized(1_000_000, 20_000));
   const big = openDatabase(join(dir, 'big.db'));
   try {
     const insert = big.prepare(INSERT_SQL);

@@ -1,6 +1,8 @@
 /**
- * Wires the daemon for `run`: parts start in order and stop in reverse (STYLE.md, zigbee2mqtt's controller). The
- * statistics database is opened first and closed last, so every part can record events until the end.
+ * Wires the daemon for `run`: its parts start in the order of one list and stop in reverse (STYLE.md, zigbee2mqtt's
+ * controller). The data directory lock and the database come first and go last, so every part can record events
+ * until the end; a part that fails is named in the log. Objects are built before anything starts and only store what
+ * they are given; starting is what does work.
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -10,8 +12,7 @@ import type { Config } from './config.js';
 import { databasePath, ensureWritableDir, openDatabase } from './db/open.js';
 import { accessOptionsFrom } from './http/access.js';
 import { createHttpApp } from './http/app.js';
-import type { SubmissionControl } from './http/routes/usage-stats.js';
-import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import { acquireDataDirLock } from './lock.js';
 import type { MirrorTuning, MqttMirror } from './mqtt/publisher.js';
 import { type DriverFactory, PrinterFleet } from './printers/fleet.js';
 import type { Feature } from './stats/events.js';
@@ -19,6 +20,7 @@ import { appVersion, effectiveTimezone } from './stats/privacy.js';
 import { UsageRepository } from './stats/repository.js';
 import { SubmissionScheduler } from './stats/scheduler.js';
 import { UsageStatsService } from './stats/service.js';
+import { featureSettingKey } from './stats/settings-keys.js';
 import { type SubmitterOptions, UsageSubmitter } from './stats/submitter.js';
 
 export interface DaemonOptions {
@@ -28,6 +30,7 @@ export interface DaemonOptions {
   host: string;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /** The drivers for configured printers; without it no printer is run (one-shot tools, some tests). */
   createDriver?: DriverFactory;
   /** Test hooks for the submitter (backoff sleep, retry delays, timeout, catch-up delay). */
   submitter?: Pick<SubmitterOptions, 'sleep' | 'retryDelaysMs' | 'timeoutMs' | 'random'> & { catchUpDelayMs?: number };
@@ -35,10 +38,23 @@ export interface DaemonOptions {
   mqtt?: MirrorTuning;
 }
 
-const FEATURE_SETTING_PREFIX = 'feature_state.';
 const CLEANUP_INTERVAL_MS = 24 * 3600 * 1000;
 
-type HttpServer = ReturnType<typeof serve>;
+/** One piece of the running daemon: started in list order, stopped in reverse. */
+interface DaemonPart {
+  name: string;
+  start(): void | Promise<void>;
+  stop(): void | Promise<void>;
+}
+
+/** What runs once the database is open; built in one go, read by tests and one-shot tools. */
+export interface DaemonCore {
+  service: UsageStatsService;
+  fleet: PrinterFleet;
+  mirror: MqttMirror | null;
+  submitter: UsageSubmitter;
+  scheduler: SubmissionScheduler | null;
+}
 
 /** The optional features as the config switches them; usage_statistics comes from the user's opt-in instead. */
 export function configuredFeatures(config: Config): Partial<Record<Feature, boolean>> {
@@ -49,86 +65,50 @@ export function configuredFeatures(config: Config): Partial<Record<Feature, bool
   };
 }
 
+type HttpServer = ReturnType<typeof serve>;
+
 export class Daemon {
-  private lock: DataDirLock | null = null;
-  private db: Database.Database | null = null;
-  private server: HttpServer | null = null;
-  private cleanupTimer: NodeJS.Timeout | null = null;
+  /** Parts that started, in start order. */
+  private readonly started: DaemonPart[] = [];
+  private built: DaemonCore | null = null;
   private stopping: Promise<void> | null = null;
-  service: UsageStatsService | null = null;
-  fleet: PrinterFleet | null = null;
-  mirror: MqttMirror | null = null;
-  submission: SubmissionControl | undefined;
-  submitter: UsageSubmitter | null = null;
-  scheduler: SubmissionScheduler | null = null;
-  private resolvedTimezone: string | null | undefined;
-  port = 0;
+  private listeningPort = 0;
 
   constructor(private readonly options: DaemonOptions) {}
 
+  get core(): DaemonCore | null {
+    return this.built;
+  }
+  get service(): UsageStatsService | null {
+    return this.built?.service ?? null;
+  }
+  get fleet(): PrinterFleet | null {
+    return this.built?.fleet ?? null;
+  }
+  get submitter(): UsageSubmitter | null {
+    return this.built?.submitter ?? null;
+  }
+  get port(): number {
+    return this.listeningPort;
+  }
+
   async start(): Promise<{ port: number }> {
     const { config, dataDir, logger } = this.options;
-    const env = this.options.env ?? process.env;
-    ensureWritableDir(dataDir);
-    this.lock = acquireDataDirLock(dataDir);
     try {
-      this.db = openDatabase(databasePath(dataDir));
-      const repository = new UsageRepository(this.db);
-      const fleetRef: { current: PrinterFleet | null } = { current: null };
-      const service = new UsageStatsService({
-        repository,
-        logger,
-        env,
-        timezone: () => this.timezone(),
-        fleet: () => fleetRef.current?.members() ?? [],
-        features: () => this.features(),
-        nextSubmission: () => this.scheduler?.nextSubmission() ?? null,
+      ensureWritableDir(dataDir);
+      const lock = acquireDataDirLock(dataDir);
+      await this.startPart({ name: 'data directory lock', start: () => {}, stop: () => lock.release() });
+      const db = openDatabase(databasePath(dataDir));
+      await this.startPart({
+        name: 'database',
+        start: () => {},
+        stop: () => {
+          db.close();
+        },
       });
-      this.service = service;
-      // Subscribed before app_start so the mirror sees every event; it connects once the fleet runs.
-      // Loaded only when switched on: mqtt.js is the largest part of an idle daemon's memory.
-      const mirror = config.mqtt.enabled
-        ? (await import('./mqtt/publisher.js')).mirrorFromConfig({
-            config,
-            env,
-            source: service,
-            snapshots: () => this.fleet?.snapshots() ?? [],
-            logger,
-            version: appVersion(),
-            tuning: this.options.mqtt,
-          })
-        : null;
-      this.mirror = mirror;
-      if (mirror) service.onRecorded((event) => mirror.publishEvent(event));
-      service.recordEvent('app_start', service.appStartMetadata());
-      this.recordFeatureChanges();
-      this.runCleanup();
-      this.cleanupTimer = setInterval(() => this.runCleanup(), CLEANUP_INTERVAL_MS);
-      this.cleanupTimer.unref();
-
-      if (this.options.createDriver) {
-        const fleet = new PrinterFleet(config.printers, {
-          emit: (type, metadata) => service.recordEvent(type, metadata),
-          logger,
-          createDriver: this.options.createDriver,
-        });
-        fleetRef.current = fleet;
-        this.fleet = fleet;
-        fleet.start();
-        if (mirror) fleet.onChange((changed) => mirror.printersChanged(changed));
-      }
-      mirror?.start();
-
-      this.startSubmission(service);
-      const app = createHttpApp({
-        service,
-        logger,
-        version: appVersion(),
-        printers: () => this.fleet?.snapshots() ?? [],
-        submission: this.submission,
-        access: accessOptionsFrom(config, env),
-      });
-      this.port = await this.listen(app.fetch);
+      const core = await this.build(db);
+      this.built = core;
+      for (const part of this.parts(core)) await this.startPart(part);
       logger.info(
         { port: this.port, host: this.options.host, printers: config.printers.length, version: appVersion() },
         'printernizer-stats is running',
@@ -140,61 +120,166 @@ export class Daemon {
     }
   }
 
-  private listen(fetch: (request: Request) => Response | Promise<Response>): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const server = serve({ fetch, port: this.options.port, hostname: this.options.host }, (info: AddressInfo) =>
-        resolve(info.port),
-      );
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        const reason =
-          error.code === 'EADDRINUSE'
-            ? `port ${this.options.port} on ${this.options.host} is already in use`
-            : `cannot listen on ${this.options.host}:${this.options.port} (${error.code ?? error.message})`;
-        reject(new Error(reason));
-      });
-      this.server = server;
-    });
-  }
-
-  /** Submitter and scheduler; without an endpoint submission stays off (submitNow says why). */
-  private startSubmission(service: UsageStatsService): void {
+  /** Every object the parts run, wired to each other; nothing starts here. */
+  private async build(db: Database.Database): Promise<DaemonCore> {
     const { config, logger } = this.options;
+    const env = this.options.env ?? process.env;
+    const timezone = resolveOnce(() => effectiveTimezone(config.timezone, env));
+    const service: UsageStatsService = new UsageStatsService({
+      repository: new UsageRepository(db),
+      logger,
+      env,
+      timezone,
+      fleet: () => fleet.members(),
+      features: () => configuredFeatures(config),
+      nextSubmission: () => scheduler?.nextSubmission() ?? null,
+    });
+    const fleet = new PrinterFleet(this.options.createDriver ? config.printers : [], {
+      emit: (type, metadata) => service.recordEvent(type, metadata),
+      logger,
+      createDriver: this.options.createDriver ?? noDriver,
+    });
+    // Loaded only when switched on: mqtt.js is the largest part of an idle daemon's memory.
+    const mirror = config.mqtt.enabled
+      ? (await import('./mqtt/publisher.js')).mirrorFromConfig({
+          config,
+          env,
+          source: service,
+          snapshots: () => fleet.snapshots(),
+          logger,
+          version: appVersion(),
+          tuning: this.options.mqtt,
+        })
+      : null;
     const { catchUpDelayMs, ...hooks } = this.options.submitter ?? {};
     const endpoint = config.usage_statistics.endpoint;
-    this.submitter = new UsageSubmitter({ service, endpoint, logger, ...hooks });
-    this.submission = this.submitter;
-    if (!endpoint) {
-      logger.info('usage_statistics.endpoint is not set: statistics are kept locally and never submitted');
-      return;
+    const submitter = new UsageSubmitter({ service, endpoint, logger, ...hooks });
+    const scheduler = endpoint
+      ? new SubmissionScheduler({
+          service,
+          submitter,
+          logger,
+          schedule: config.usage_statistics.schedule,
+          timezone: timezone(),
+          catchUpDelayMs,
+        })
+      : null;
+    return { service, fleet, mirror, submitter, scheduler };
+  }
+
+  /** The parts after the database, in start order. */
+  private parts(core: DaemonCore): DaemonPart[] {
+    const { config, logger } = this.options;
+    const { service, fleet, mirror, submitter, scheduler } = core;
+    let cleanupTimer: NodeJS.Timeout | null = null;
+    let stopMirroringPrinters: (() => void) | null = null;
+    let server: HttpServer | null = null;
+    return [
+      {
+        // Before app_start, so the mirror sees every event; it stops after app_shutdown for the same reason.
+        name: 'mqtt mirror',
+        start: () => {
+          if (!mirror) return;
+          service.onRecorded((event) => mirror.publishEvent(event));
+          stopMirroringPrinters = fleet.onChange((changed) => mirror.printersChanged(changed));
+          mirror.start();
+        },
+        stop: async () => {
+          stopMirroringPrinters?.();
+          await mirror?.stop();
+        },
+      },
+      {
+        name: 'usage statistics',
+        start: () => {
+          service.recordEvent('app_start', service.appStartMetadata());
+          this.recordFeatureChanges(service);
+          this.runCleanup(service);
+          cleanupTimer = setInterval(() => this.runCleanup(service), CLEANUP_INTERVAL_MS);
+          cleanupTimer.unref();
+        },
+        stop: () => {
+          if (cleanupTimer) clearInterval(cleanupTimer);
+          service.recordEvent('app_shutdown', { uptime_seconds: service.uptimeSeconds() });
+          service.flushPending();
+        },
+      },
+      { name: 'printers', start: () => fleet.start(), stop: () => fleet.stop() },
+      {
+        name: 'submission',
+        start: () => {
+          if (!config.usage_statistics.endpoint) {
+            logger.info('usage_statistics.endpoint is not set: statistics are kept locally and never submitted');
+          }
+          scheduler?.start();
+        },
+        stop: async () => {
+          scheduler?.stop();
+          await submitter.stop();
+        },
+      },
+      {
+        name: 'http server',
+        start: async () => {
+          const app = createHttpApp({
+            service,
+            logger,
+            version: appVersion(),
+            printers: () => fleet.snapshots(),
+            submission: submitter,
+            access: accessOptionsFrom(config, this.options.env ?? process.env),
+          });
+          const listening = await this.listen(app.fetch);
+          server = listening.server;
+          this.listeningPort = listening.port;
+        },
+        stop: async () => {
+          if (!server) return;
+          const closing = server;
+          server = null;
+          await new Promise<void>((resolve) => {
+            closing.close(() => resolve());
+            // Keep-alive connections (a browser tab) would hold close() open.
+            (closing as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          });
+        },
+      },
+    ];
+  }
+
+  private async startPart(part: DaemonPart): Promise<void> {
+    try {
+      await part.start();
+    } catch (error) {
+      this.options.logger.error({ err: error, part: part.name }, `${part.name} failed to start`);
+      throw error;
     }
-    this.scheduler = new SubmissionScheduler({
-      service,
-      submitter: this.submitter,
-      logger,
-      schedule: config.usage_statistics.schedule,
-      timezone: this.timezone(),
-      catchUpDelayMs,
+    this.started.push(part);
+  }
+
+  private listen(
+    fetch: (request: Request) => Response | Promise<Response>,
+  ): Promise<{ server: HttpServer; port: number }> {
+    const { port, host } = this.options;
+    return new Promise((resolve, reject) => {
+      const server = serve({ fetch, port, hostname: host }, (info: AddressInfo) =>
+        resolve({ server, port: info.port }),
+      );
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        server.close();
+        const reason =
+          error.code === 'EADDRINUSE'
+            ? `port ${port} on ${host} is already in use`
+            : `cannot listen on ${host}:${port} (${error.code ?? error.message})`;
+        reject(new Error(reason));
+      });
     });
-    this.scheduler.start();
-  }
-
-  /** Resolved once, and only when needed: without TZ or a configured zone it loads Intl's zone data (memory). */
-  private timezone(): string | null {
-    if (this.resolvedTimezone === undefined) {
-      this.resolvedTimezone = effectiveTimezone(this.options.config.timezone, this.options.env ?? process.env);
-    }
-    return this.resolvedTimezone;
-  }
-
-  private features(): Partial<Record<Feature, boolean>> {
-    return configuredFeatures(this.options.config);
   }
 
   /** feature_enabled / feature_disabled when a start finds a feature switched differently from the last run. */
-  private recordFeatureChanges(): void {
-    const service = this.service!;
-    for (const [feature, enabled] of Object.entries(this.features()) as [Feature, boolean][]) {
-      const key = FEATURE_SETTING_PREFIX + feature;
+  private recordFeatureChanges(service: UsageStatsService): void {
+    for (const [feature, enabled] of Object.entries(configuredFeatures(this.options.config)) as [Feature, boolean][]) {
+      const key = featureSettingKey(feature);
       const previous = service.getSetting(key);
       const now = enabled ? 'on' : 'off';
       if (previous === now) continue;
@@ -205,15 +290,15 @@ export class Daemon {
     }
   }
 
-  private runCleanup(): void {
+  private runCleanup(service: UsageStatsService): void {
     try {
-      this.service?.cleanup(this.options.config.usage_statistics.retention_days);
+      service.cleanup(this.options.config.usage_statistics.retention_days);
     } catch (error) {
       this.options.logger.error({ err: error }, 'retention cleanup failed');
     }
   }
 
-  /** Stops every part in reverse order; safe to call more than once. */
+  /** Stops every started part in reverse order; safe to call more than once. */
   stop(reason = 'stop requested'): Promise<void> {
     this.stopping ??= this.doStop(reason);
     return this.stopping;
@@ -222,33 +307,25 @@ export class Daemon {
   private async doStop(reason: string): Promise<void> {
     const { logger } = this.options;
     logger.info({ reason }, 'stopping');
-    this.scheduler?.stop();
-    await this.submitter?.stop();
-    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
-    if (this.server) {
-      const server = this.server;
-      this.server = null;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive connections (a browser tab) would hold close() open.
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      });
+    for (const part of this.started.splice(0).reverse()) {
+      try {
+        await part.stop();
+      } catch (error) {
+        logger.error({ err: error, part: part.name }, `${part.name} failed to stop`);
+      }
     }
-    await this.fleet?.stop();
-    if (this.service) {
-      this.service.recordEvent('app_shutdown', { uptime_seconds: this.service.uptimeSeconds() });
-      this.service.flushPending();
-    }
-    // After app_shutdown (so it is mirrored) and before the database closes (the last summary reads it).
-    await this.mirror?.stop();
-    try {
-      this.db?.close();
-    } catch (error) {
-      logger.error({ err: error }, 'closing the database failed');
-    }
-    this.db = null;
-    this.lock?.release();
-    this.lock = null;
     logger.info('stopped');
   }
+}
+
+/** A driver factory for a daemon run without printers. */
+const noDriver: DriverFactory = (_printer, id) => ({ id, start: () => {}, stop: async () => {} });
+
+/** Resolved on first use only: without TZ or a configured zone it loads Intl's zone data (memory). */
+function resolveOnce<T>(compute: () => T): () => T {
+  let value: { v: T } | null = null;
+  return () => {
+    value ??= { v: compute() };
+    return value.v;
+  };
 }

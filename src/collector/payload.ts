@@ -7,6 +7,7 @@
  */
 import ct from 'countries-and-timezones';
 import { z } from 'zod';
+import { PAYLOAD_SCHEMA_VERSION } from '../stats/aggregate.js';
 import {
   DEPLOYMENT_MODES,
   ERROR_CODE_SLUG,
@@ -16,7 +17,7 @@ import {
   PRINTER_TYPES,
 } from '../stats/events.js';
 
-export const SCHEMA_VERSION = 1;
+export { PAYLOAD_SCHEMA_VERSION };
 /** A client clock may run this far ahead of ours before its timestamps count as "in the future". */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
 export const MAX_PERIOD_DAYS = 31;
@@ -138,7 +139,7 @@ export function createSubmissionSchema(options: SubmissionSchemaOptions = {}) {
   const skew = options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS;
   return z
     .strictObject({
-      schema_version: z.literal(SCHEMA_VERSION),
+      schema_version: z.literal(PAYLOAD_SCHEMA_VERSION),
       submission_id: uuid,
       submission_timestamp: timestamp,
       installation,

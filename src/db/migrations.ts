@@ -41,7 +41,8 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.length;
+/** The local database's schema version: how many migrations have run (PRAGMA user_version). */
+export const DB_SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): number {
   const current = db.pragma('user_version', { simple: true }) as number;

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { PrinterSnapshot } from '../printers/types.js';
 import type { ErrorType, EventType, PrinterModel, PrinterType, UsageEvent } from '../stats/events.js';
+import { SETTINGS } from '../stats/settings-keys.js';
 import {
   bridgeDiscovery,
   bridgeDiscoveryRemoval,
@@ -27,8 +28,6 @@ import { type MqttSettings, resolveMqttSettings } from './settings.js';
 import { type StatsSource, statsSummary } from './summary.js';
 import { assignPrinterIds, type MirrorTopics, mirrorTopics } from './topics.js';
 
-/** Settings-table keys: this installation's discovery node id, and what the last run published (for removal). */
-export const MIRROR_SETTINGS = { nodeId: 'mqtt_node_id', published: 'mqtt_published' } as const;
 
 export interface MirrorSource extends StatsSource {
   getSetting(key: string): string | null;
@@ -266,7 +265,7 @@ export class MqttMirror {
     const { source, settings } = this.options;
     let previous: PublishedRecord | null = null;
     try {
-      const raw = source.getSetting(MIRROR_SETTINGS.published);
+      const raw = source.getSetting(SETTINGS.mqttPublished);
       previous = raw ? (JSON.parse(raw) as PublishedRecord) : null;
     } catch (error) {
       this.logger.warn({ err: error }, 'could not read what the last run published; nothing removed');
@@ -307,7 +306,7 @@ export class MqttMirror {
     const delivered = await Promise.all(removals.map((m) => this.publish(m.topic, m.payload, RETAINED)));
     if (delivered.every(Boolean) && JSON.stringify(previous) !== JSON.stringify(current)) {
       try {
-        source.setSetting(MIRROR_SETTINGS.published, JSON.stringify(current));
+        source.setSetting(SETTINGS.mqttPublished, JSON.stringify(current));
       } catch (error) {
         this.logger.warn({ err: error }, 'could not save what was published');
       }
@@ -398,10 +397,10 @@ export class MqttMirror {
   /** A random id kept in the settings table: stable unique_ids, and nothing that identifies the installation. */
   private resolveNodeId(): string {
     const { source } = this.options;
-    const stored = source.getSetting(MIRROR_SETTINGS.nodeId);
+    const stored = source.getSetting(SETTINGS.mqttNodeId);
     if (stored && /^[A-Za-z0-9_-]+$/.test(stored)) return stored;
     const nodeId = `printernizer_stats_${randomBytes(3).toString('hex')}`;
-    source.setSetting(MIRROR_SETTINGS.nodeId, nodeId);
+    source.setSetting(SETTINGS.mqttNodeId, nodeId);
     return nodeId;
   }
 }

@@ -13,7 +13,7 @@
  * - Durations are the printer's own printing time where it reports one (the last value seen, so never an outage's
  *   time); otherwise wall-clock time since the job started, minus the time the link was down.
  */
-import type { ErrorType, EventMetadata, FailureType, PrinterModel, PrinterType } from '../stats/events.js';
+import type { ErrorType, FailureType, MetadataFor, PrinterModel, PrinterType } from '../stats/events.js';
 import type { Clock, TimerHandle } from './clock.js';
 import {
   ACTIVE_JOB_STATES,
@@ -104,7 +104,10 @@ export class PrinterTracker {
         this.fault(update.errorType, update.scope);
         return;
       case 'file_uploaded': {
-        const metadata: EventMetadata = { printer_type: this.opts.printerType, file_type: update.fileType };
+        const metadata: MetadataFor<'file_uploaded'> = {
+          printer_type: this.opts.printerType,
+          file_type: update.fileType,
+        };
         if (update.sizeBytes != null && Number.isFinite(update.sizeBytes) && update.sizeBytes >= 0) {
           metadata.size_bytes = Math.round(update.sizeBytes);
         }
@@ -256,11 +259,10 @@ export class PrinterTracker {
   ): void {
     if (this.job === job) this.job = null;
     if (job.system) return;
-    const metadata: EventMetadata = this.printerFields();
     const duration = this.durationSeconds(job, reportedSeconds, endedAt);
-    if (duration !== null) metadata.duration_seconds = duration;
-    if (failureType) metadata.failure_type = failureType;
-    this.opts.emit(eventType, metadata);
+    const metadata = { ...this.printerFields(), ...(duration === null ? {} : { duration_seconds: duration }) };
+    if (eventType === 'job_completed') this.opts.emit('job_completed', metadata);
+    else this.opts.emit('job_failed', { ...metadata, failure_type: failureType ?? 'failed' });
   }
 
   private durationSeconds(job: ActiveJob, reportedSeconds: number | null, endedAt: number): number | null {
@@ -301,7 +303,7 @@ export class PrinterTracker {
     return this.opts.connection === 'mqtt' ? 'bambu_mqtt' : 'prusalink';
   }
 
-  private printerFields(): EventMetadata {
+  private printerFields(): { printer_type: PrinterType; printer_model: PrinterModel } {
     return { printer_type: this.opts.printerType, printer_model: this.opts.model() };
   }
 }

@@ -8,9 +8,9 @@ import type { Logger } from 'pino';
 import type {
   DisconnectReason,
   ErrorType,
-  EventMetadata,
   EventType,
   FileType,
+  MetadataFor,
   PrinterModel,
   PrinterType,
 } from '../stats/events.js';
@@ -95,8 +95,8 @@ export type PrinterUpdate =
 
 export type PrinterUpdateSink = (update: PrinterUpdate) => void;
 
-/** Receives usage events; the stats service's recordEvent in the daemon, an array in tests. */
-export type EventSink = (eventType: EventType, metadata: EventMetadata) => void;
+/** Receives usage events, typed by their allow-list; the stats service's recordEvent in the daemon. */
+export type EventSink = <T extends EventType>(eventType: T, metadata: MetadataFor<T>) => void;
 
 /** Live state as shown by GET /api/v1/printers and mirrored on MQTT. Never holds serials, hosts or job names. */
 export interface PrinterSnapshot {

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { DeploymentMode, Feature, PrinterModel, PrinterType } from './events.js';
 import type { AggregateRow, UsageRepository } from './repository.js';
 
-export const SCHEMA_VERSION = 1;
+/** The submission payload's version; the collector accepts exactly this one (shared, so they cannot drift). */
+export const PAYLOAD_SCHEMA_VERSION = 1;
 
 export interface FleetMember {
   type: PrinterType;
@@ -136,7 +137,7 @@ export function aggregateStats(input: AggregateInput): AggregatedStats {
   const finishedRunsSeconds = repository.unsubmittedUptimeSeconds(period.start, period.end);
   const durationMs = Math.max(0, Date.parse(period.end) - Date.parse(period.start));
   return {
-    schema_version: SCHEMA_VERSION,
+    schema_version: PAYLOAD_SCHEMA_VERSION,
     submission_id: input.submissionId ?? randomUUID(),
     submission_timestamp: input.now.toISOString(),
     installation: input.installation,

@@ -36,6 +36,8 @@ export const PRINTER_MODELS = [
   'H2D',
   'H2S',
   'H2C',
+  'X2D',
+  'A2L',
   'MK4',
   'MK4S',
   'MK3.9',
@@ -132,6 +134,17 @@ export const METADATA_SCHEMAS = {
 
 export type MetadataValue = string | number | boolean;
 export type EventMetadata = Record<string, MetadataValue>;
+
+type MetadataSchemas = typeof METADATA_SCHEMAS;
+
+/**
+ * The metadata an event of type T may carry, from its allow-list: a misspelt or disallowed key, or a value of the
+ * wrong kind, is a compile error where the event is recorded. Every key is optional (a job running at the baseline
+ * has no duration); the schemas still check values at run time.
+ */
+export type MetadataFor<T extends EventType> = {
+  [K in keyof MetadataSchemas[T]]?: MetadataSchemas[T][K] extends z.ZodType ? z.output<MetadataSchemas[T][K]> : never;
+};
 
 export interface UsageEvent {
   id: string;

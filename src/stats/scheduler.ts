@@ -10,11 +10,12 @@ import { createHash } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { UsageStatsService } from './service.js';
-import { SETTINGS } from './service.js';
+import { SETTINGS } from './settings-keys.js';
 
 export const DEFAULT_SCHEDULE = '0 3 * * 1';
 export const CATCH_UP_DELAY_MS = 5 * 60_000;
 const WEEK_MS = 7 * 24 * 3600 * 1000;
+const RECHECK_MS = 3600 * 1000;
 
 /** What the scheduler needs of the submitter. */
 export interface ScheduledSubmitter {
@@ -52,6 +53,7 @@ export class SubmissionScheduler {
   private periodMs = WEEK_MS;
   private catchUpTimer: NodeJS.Timeout | null = null;
   private catchUpAt: Date | null = null;
+  private recheckTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly configured: string | undefined;
 
@@ -90,6 +92,9 @@ export class SubmissionScheduler {
       void this.run('catch_up');
     }, delay);
     this.catchUpTimer.unref?.();
+    // An opt-in made by the CLI beside this daemon creates the installation id where onRecorded cannot see it.
+    this.recheckTimer = setInterval(() => this.syncTask(), RECHECK_MS);
+    this.recheckTimer.unref?.();
   }
 
   /** Stops the timers; an attempt already running is the submitter's to cancel. */
@@ -97,6 +102,8 @@ export class SubmissionScheduler {
     if (this.catchUpTimer) clearTimeout(this.catchUpTimer);
     this.catchUpTimer = null;
     this.catchUpAt = null;
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
+    this.recheckTimer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
     void this.task?.destroy();
@@ -105,8 +112,8 @@ export class SubmissionScheduler {
 
   /** The next submission this daemon will make (a waiting retry, the catch-up run, or the schedule), ISO or null. */
   nextSubmission(): string | null {
+    // A read: it shows the schedule as last set, and never moves it (start, opt-in and the hourly check do).
     if (!this.service.collectionActive()) return null;
-    this.syncTask();
     const candidates: number[] = [];
     const retry = this.options.submitter.nextRetryAt();
     if (retry) candidates.push(retry.getTime());

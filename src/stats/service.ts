@@ -9,6 +9,7 @@ import { type AggregatedStats, aggregateStats, type FleetMember, hoursFromSecond
 import {
   type EventMetadata,
   type EventType,
+  type MetadataFor,
   type Feature,
   isEventType,
   sanitizeMetadata,
@@ -30,14 +31,9 @@ const MINUTE_MS = 60_000;
 export const MAX_SUBMISSION_PERIOD_MS = 31 * 24 * 60 * MINUTE_MS;
 /** The collector needs duration_days above zero at two decimals (about 7 minutes). */
 export const MIN_SUBMISSION_PERIOD_MS = 10 * MINUTE_MS;
-export const SETTINGS = {
-  optInStatus: 'opt_in_status',
-  installationId: 'installation_id',
-  firstSeen: 'first_seen',
-  lastSubmission: 'last_submission',
-  submissionSecret: 'submission_secret',
-  lastSubmissionError: 'last_submission_error',
-} as const;
+import { SETTINGS } from './settings-keys.js';
+
+export { SETTINGS };
 
 export const EXPORT_VERSION = 1;
 /** Events kept in memory while the database refuses writes (disk full), flushed when it accepts them again. */
@@ -199,7 +195,12 @@ export class UsageStatsService {
    * dropped; a database that refuses the write (disk full, locked) keeps the event in memory until it accepts again.
    * Returns the stored event, or null when it could not be stored now.
    */
-  recordEvent(eventType: EventType, metadata: unknown = {}): UsageEvent | null {
+  recordEvent<T extends EventType>(eventType: T, metadata: MetadataFor<T> = {}): UsageEvent | null {
+    return this.recordUntrusted(eventType, metadata);
+  }
+
+  /** recordEvent for input whose type and shape are not known at compile time (imports, hostile-input tests). */
+  recordUntrusted(eventType: unknown, metadata: unknown = {}): UsageEvent | null {
     try {
       if (!isEventType(eventType)) {
         this.recordFailures++;

@@ -2,7 +2,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../src/db/migrations.js';
+import { MIGRATIONS, migrate, DB_SCHEMA_VERSION } from '../../src/db/migrations.js';
 import { DatabaseOpenError, openDatabase } from '../../src/db/open.js';
 import { UsageRepository } from '../../src/stats/repository.js';
 import { openTestDb, tempDir } from '../helpers.js';
@@ -13,7 +13,7 @@ describe('database', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('synchronous', { simple: true })).toBe(1);
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.pragma('user_version', { simple: true })).toBe(DB_SCHEMA_VERSION);
     const columns = db
       .prepare('PRAGMA table_info(usage_events)')
       .all()
@@ -36,8 +36,8 @@ describe('database', () => {
 
   it('applies only new migrations, in order, and refuses a newer schema', () => {
     const { db } = openTestDb();
-    const extra = [...Array(SCHEMA_VERSION).fill('SELECT 1'), 'CREATE TABLE later (x)'];
-    expect(migrate(db, extra)).toBe(SCHEMA_VERSION + 1);
+    const extra = [...Array(DB_SCHEMA_VERSION).fill('SELECT 1'), 'CREATE TABLE later (x)'];
+    expect(migrate(db, extra)).toBe(DB_SCHEMA_VERSION + 1);
     expect(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'later'").pluck().get()).toBe(1);
     expect(() => migrate(db)).toThrow(/newer than this program knows/);
   });
@@ -57,7 +57,7 @@ describe('database', () => {
 
     const db = openDatabase(path);
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.pragma('user_version', { simple: true })).toBe(DB_SCHEMA_VERSION);
       expect(db.prepare('SELECT id FROM usage_events ORDER BY id').pluck().all()).toEqual(['a', 'b']);
       expect(db.prepare("SELECT value FROM usage_settings WHERE key = 'opt_in_status'").pluck().get()).toBe('enabled');
       // The aggregate reads the new partial index, which holds the migrated unsubmitted event only.

@@ -59,7 +59,7 @@ function run(steps: Step[], kind: 'bambu' | 'prusa'): { type: EventType; metadat
     ...TRACKING_POLICIES[printerType],
     printerType,
     model: () => (kind === 'bambu' ? 'X1C' : 'MK4'),
-    emit: (type, metadata) => events.push({ type, metadata }),
+    emit: (type, metadata) => events.push({ type, metadata: metadata as EventMetadata }),
     clock,
   });
   for (const s of steps) {

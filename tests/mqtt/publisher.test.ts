@@ -5,15 +5,18 @@
 import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { MIRROR_SETTINGS, type MirrorPrinter, type MirrorTuning, MqttMirror } from '../../src/mqtt/publisher.js';
+import { type MirrorPrinter, type MirrorTuning, MqttMirror } from '../../src/mqtt/publisher.js';
 import type { MqttSettings } from '../../src/mqtt/settings.js';
 import type { PrinterSnapshot } from '../../src/printers/types.js';
 import type { UsageStatsService } from '../../src/stats/service.js';
+import { SETTINGS } from '../../src/stats/settings-keys.js';
 import { testService } from '../helpers.js';
+import { requireTool } from '../requirements.js';
 import { validateDiscovery } from './ha-schema.js';
 import {
   captureLogger,
   freePort,
+  MOSQUITTO_HINT,
   mosquittoBinary,
   mosquittoPasswdBinary,
   observe,
@@ -23,6 +26,9 @@ import {
   startBroker,
   waitFor,
 } from './helpers.js';
+
+const haveMosquitto = requireTool('mosquitto', () => mosquittoBinary !== null, MOSQUITTO_HINT);
+const haveMosquittoPasswd = requireTool('mosquitto_passwd', () => mosquittoPasswdBinary !== null, MOSQUITTO_HINT);
 
 const X1C: MirrorPrinter = { id: 'workshop_x1c', name: 'Workshop X1C', type: 'bambu_lab' };
 const MK4: MirrorPrinter = { id: 'mk4', name: 'MK4', type: 'prusa' };
@@ -90,7 +96,7 @@ function startMirror(setup: MirrorSetup) {
 const discoveryCount = (messages: { topic: string }[]) =>
   messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.endsWith('/config')).length;
 
-describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
+describe.skipIf(!haveMosquitto)('MQTT mirror against mosquitto', () => {
   it('publishes bridge state, events, the stats summary and printer state with the right flags and payloads', async () => {
     const broker = await startBroker();
     const observer = await observe(broker.url);
@@ -306,7 +312,7 @@ describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
       snapshots: [snapshotOf(X1C), snapshotOf(MK4)],
     });
     await waitFor(() => first.mirror.connected, 5000, 'connect');
-    await waitFor(() => service.getSetting(MIRROR_SETTINGS.published) !== null, 5000, 'published record');
+    await waitFor(() => service.getSetting(SETTINGS.mqttPublished) !== null, 5000, 'published record');
     const nodeId = first.mirror.discoveryNodeId();
     let retained = await retainedSnapshot(broker.url);
     expect(retained.has(`homeassistant/sensor/${nodeId}/printer_mk4_state/config`)).toBe(true);
@@ -317,7 +323,7 @@ describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
     const second = startMirror({ url: broker.url, service, printers: [X1C], snapshots: [snapshotOf(X1C)] });
     await waitFor(() => second.mirror.connected, 5000, 'reconnect');
     await waitFor(
-      () => JSON.parse(service.getSetting(MIRROR_SETTINGS.published) ?? '{}').printers?.length === 1,
+      () => JSON.parse(service.getSetting(SETTINGS.mqttPublished) ?? '{}').printers?.length === 1,
       5000,
       'record updated',
     );
@@ -337,7 +343,7 @@ describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
     });
     await waitFor(() => third.mirror.connected, 5000, 'third connect');
     await waitFor(
-      () => JSON.parse(service.getSetting(MIRROR_SETTINGS.published) ?? '{}').discovery === false,
+      () => JSON.parse(service.getSetting(SETTINGS.mqttPublished) ?? '{}').discovery === false,
       5000,
       'record updated',
     );
@@ -346,7 +352,7 @@ describe.skipIf(!mosquittoBinary)('MQTT mirror against mosquitto', () => {
     expect(retained.has('printernizer/printers/workshop_x1c/state')).toBe(true);
   });
 
-  it.skipIf(!mosquittoPasswdBinary)(
+  it.skipIf(!haveMosquittoPasswd)(
     'logs in with a username and password; a refused login is one auth_failed',
     async () => {
       const broker = await startBroker({ users: { printernizer: 's3cret-pass' } });

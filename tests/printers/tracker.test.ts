@@ -12,7 +12,7 @@ function setup(opts: { printerType?: 'bambu_lab' | 'prusa' } & Partial<PrinterTr
     printerType,
     model: () => (printerType === 'prusa' ? 'MK4S' : 'P1S'),
     connection: printerType === 'prusa' ? 'http' : 'mqtt',
-    emit: (type, metadata) => events.push({ type, metadata }),
+    emit: (type, metadata) => events.push({ type, metadata: metadata as EventMetadata }),
     clock,
     ...opts,
   });

@@ -184,6 +184,23 @@ describe('SubmissionScheduler', () => {
     expect(ctx.submitter.calls).toEqual([]);
   });
 
+  it('a read never moves the schedule: an opt-in made by another process is picked up by the hourly check', async () => {
+    const ctx = setup({ optIn: false });
+    const scheduler = started(ctx);
+    // The CLI's opt-in beside the daemon: settings written, no event this process sees.
+    ctx.service.setSetting(SETTINGS.optInStatus, 'enabled');
+    ctx.service.setSetting(SETTINGS.installationId, 'a0b1c2d3-0000-4000-8000-000000000001');
+    ctx.service.setSetting(SETTINGS.firstSeen, START);
+    const before = scheduler.nextSubmission();
+    expect(scheduler.nextSubmission()).toBe(before);
+    expect(new Date(before!).getUTCHours()).toBe(3);
+    expect(new Date(before!).getUTCMinutes()).toBe(0);
+    await vi.advanceTimersByTimeAsync(HOUR);
+    const [minute, hour] = spreadSchedule('a0b1c2d3-0000-4000-8000-000000000001').split(' ').map(Number);
+    const after = new Date(scheduler.nextSubmission()!);
+    expect([after.getUTCDay(), after.getUTCHours(), after.getUTCMinutes()]).toEqual([1, hour, minute]);
+  });
+
   it('reports the next submission: a pending retry, the catch-up, or the next slot', async () => {
     const ctx = setup();
     setLastSubmission(ctx, '2026-11-02T04:00:00.000Z');

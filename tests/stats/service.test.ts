@@ -66,7 +66,7 @@ describe('UsageStatsService: recording', () => {
 
   it('drops metadata outside the allow-list and keeps the event', () => {
     const { service, repository } = testService();
-    service.recordEvent('job_completed', {
+    service.recordUntrusted('job_completed', {
       printer_type: 'bambu_lab',
       printer_model: 'X1C',
       duration_seconds: 120,
@@ -82,8 +82,8 @@ describe('UsageStatsService: recording', () => {
 
   it('never throws into the caller: unknown types are refused and counted', () => {
     const { service } = testService();
-    expect(() => service.recordEvent('rm -rf' as never, {})).not.toThrow();
-    expect(service.recordEvent('rm -rf' as never, {})).toBeNull();
+    expect(() => service.recordUntrusted('rm -rf', {})).not.toThrow();
+    expect(service.recordUntrusted('rm -rf', {})).toBeNull();
     expect(service.recordFailures).toBe(2);
   });
 
@@ -239,7 +239,7 @@ describe('privacy: adversarial metadata never reaches storage, export or payload
       'feature_enabled',
       'printer_disconnected',
     ] as const) {
-      service.recordEvent(type, hostile);
+      service.recordUntrusted(type, hostile);
     }
     db.pragma('wal_checkpoint(TRUNCATE)');
     const haystacks = [
