@@ -15,12 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { ACCESS_CODE, spawnSimulators } from './bambu-fleet.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
-import { bambuPrinterConfigs, median, round, row, sleep } from './util.js';
+import { bambuPrinterConfigs, median, round, row, sized, sleep } from './util.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const PRINTERS = 50;
-const WARMUP_S = 20;
-const MEASURE_S = Number(process.env.BAMBU_DAEMON_BENCH_SECONDS ?? 40);
+const PRINTERS = sized(50, 3);
+const WARMUP_S = sized(20, 3);
+const MEASURE_S = Number(process.env.BAMBU_DAEMON_BENCH_SECONDS ?? sized(40, 2));
 const DAEMON_FLAGS = ['--max-semi-space-size=2'];
 const CLOCK_TICKS_PER_S = 100;
 
@@ -79,6 +79,7 @@ export async function run(): Promise<BenchRow[]> {
       printers: { online: boolean }[];
     };
     const online = answer.printers.filter((p) => p.online).length;
+    if (online === 0) throw new Error(`none of the ${PRINTERS} simulated printers came online in the daemon`);
     const note = `${PRINTERS} printers, ${online} online, ${Math.round(seconds)} s after ${WARMUP_S} s warm-up, ${built}`;
     return [
       row('bambu_fleet_daemon_cpu', round(cpuPercent, 2), '% of one core', 5, `${note}; baseline = target`),

@@ -3,8 +3,9 @@
  * 100 MB).
  *
  * The printers are simulators (each an aedes MQTT broker over TLS, as a real printer is) in a child process, so only
- * the bridge is measured here: 50 BambuDrivers, each with its own TLS MQTT session, parsing, merging and tracking
- * every report. The simulators send a delta every second and run jobs by themselves at 60× speed.
+ * the bridge is measured here: a PrinterFleet of 50 BambuDrivers, each with its own TLS MQTT session, parsing and
+ * merging every report, its updates tracked and shown live as in the daemon. The simulators send a delta every second
+ * and run jobs by themselves at 60× speed.
  *
  *   node --import tsx bench/bambu-fleet.ts            # 30 s
  *   BAMBU_BENCH_SECONDS=10 node --import tsx bench/bambu-fleet.ts
@@ -13,15 +14,17 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import type { BambuPrinterConfig } from '../src/config.js';
 import { BambuDriver } from '../src/printers/bambu/driver.js';
+import { PrinterFleet } from '../src/printers/fleet.js';
 import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
 import type { BenchRow } from './types.js';
-import { mb, measureProcess, round, row, sleep } from './util.js';
+import { bambuPrinterConfigs, mb, measureProcess, round, row, sized, sleep } from './util.js';
 
-const PRINTERS = 50;
+const PRINTERS = sized(50, 3);
 const TARGET_CPU_PERCENT = 5;
 const TARGET_RSS_MB = 100;
-const WARMUP_S = 4;
+const WARMUP_S = sized(4, 2);
 export const ACCESS_CODE = 'bench123';
 const MODELS: { model: SimulatedModel; prefix: string }[] = [
   { model: 'X1C', prefix: '00M' },
@@ -43,42 +46,46 @@ export interface FleetBenchOptions {
 
 export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
   const printers = opts.printers ?? PRINTERS;
-  const durationS = opts.durationS ?? Number(process.env['BAMBU_BENCH_SECONDS'] ?? 30);
+  const durationS = opts.durationS ?? Number(process.env['BAMBU_BENCH_SECONDS'] ?? sized(30, 2));
   const rssBefore = process.memoryUsage().rss;
 
   const { child, sims } = await spawnSimulators(printers);
   let events = 0;
   const logger = pino({ level: 'silent' });
-  const drivers = sims.map(
-    (sim, i) =>
-      new BambuDriver(
+  const drivers: BambuDriver[] = [];
+  const configs: BambuPrinterConfig[] = bambuPrinterConfigs(sims, ACCESS_CODE);
+  const fleet = new PrinterFleet(configs, {
+    emit: () => {
+      events++;
+    },
+    logger,
+    createDriver: (printer, id, deps) => {
+      if (printer.type !== 'bambu_lab') throw new Error('bambu printers only');
+      const driver = new BambuDriver(
         {
-          id: `bambu_${i}`,
-          name: `Bambu ${i}`,
-          host: '127.0.0.1',
-          port: sim.port,
-          serial: sim.serial,
-          accessCode: ACCESS_CODE,
-          tls: true,
-          verifyCertificate: false,
+          id,
+          host: printer.host,
+          port: printer.port,
+          serial: printer.serial,
+          accessCode: printer.access_code,
+          tls: printer.tls,
+          verifyCertificate: printer.verify_certificate,
         },
-        {
-          emit: () => {
-            events++;
-          },
-          logger,
-        },
-      ),
-  );
+        deps,
+      );
+      drivers.push(driver);
+      return driver;
+    },
+  });
 
   try {
-    for (const driver of drivers) driver.start();
+    fleet.start();
     await sleep(WARMUP_S * 1000);
 
     const reports = () => drivers.reduce((n, d) => n + d.counters.reportsHandled, 0);
     const reportsAtStart = reports();
     const { cpuPercent, wallMs, rssPeak } = await measureProcess(durationS);
-    const online = drivers.filter((d) => d.snapshot().online).length;
+    const online = fleet.snapshots().filter((p) => p.online).length;
     const malformed = drivers.reduce((n, d) => n + d.counters.malformedReports, 0);
 
     const reportsPerS = ((reports() - reportsAtStart) / wallMs) * 1000;
@@ -110,7 +117,7 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
       ),
     ];
   } finally {
-    await Promise.all(drivers.map((d) => d.stop()));
+    await fleet.stop();
     child.kill('SIGTERM');
   }
 }

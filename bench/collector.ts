@@ -4,7 +4,8 @@
  *     on the same server stack that parses the same JSON bodies and answers (the HTTP + JSON floor);
  *  2. GET /v1/stats with 100,000 installations stored (uncached), beside the raw GROUP BY queries the statistics
  *     need, run directly on better-sqlite3 (the SQL floor).
- * Run alone with `node --import tsx bench/collector.ts`.
+ * Run alone with `node --import tsx bench/collector.ts`; BENCH_QUICK=1 runs small sizes in seconds (for the tests).
+ * PostgreSQL and several instances: bench/collector-pg.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,14 +22,17 @@ import { hashSecret } from '../src/collector/auth.js';
 import type { SubmissionPayload } from '../src/collector/payload.js';
 import { startCollector } from '../src/collector/server.js';
 import { ACTIVE_WINDOW_DAYS } from '../src/collector/stats.js';
-import { CollectorStorage, DB_FILE_NAME, weekStartOf } from '../src/collector/storage.js';
+import { weekStartOf } from '../src/collector/storage.js';
+import { DB_FILE_NAME, SqliteCollectorStorage } from '../src/collector/storage-sqlite.js';
 import type { BenchRow } from './types.js';
+import { sized } from './util.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const SUBMISSIONS = 5_000;
+const SUBMISSIONS = sized(5_000, 300);
+const WARMUP = sized(500, 50);
 const CONCURRENCY = 32;
-const STATS_INSTALLATIONS = 100_000;
-const STATS_RUNS = 15;
+const STATS_INSTALLATIONS = sized(100_000, 2_000);
+const STATS_RUNS = sized(15, 3);
 
 const MODELS = ['X1C', 'P1S', 'P1P', 'A1', 'A1 mini', 'H2D', 'MK4', 'MK4S', 'MINI', 'XL', 'CORE One'] as const;
 const COUNTRIES = ['DE', 'US', 'GB', 'FR', 'NL', 'PL', 'CZ', 'IT', 'ES', 'SE', 'AT', 'CH', 'CA', 'AU', 'JP', 'BR'];
@@ -36,7 +40,7 @@ const VERSIONS = ['0.1.0', '0.1.1', '0.2.0', '0.2.1', '0.3.0', '0.3.1-beta.1', '
 const MODES = ['homeassistant', 'homeassistant', 'docker', 'standalone'] as const;
 
 /** Deterministic pseudo-random numbers, so every run stores the same data. */
-function seeded(seed: number) {
+export function seeded(seed: number) {
   let state = seed;
   return () => {
     state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
@@ -44,7 +48,7 @@ function seeded(seed: number) {
   };
 }
 
-function payloadFor(random: () => number, now: number): SubmissionPayload {
+export function payloadFor(random: () => number, now: number): SubmissionPayload {
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() ** 2 * list.length)] as T;
   const models: Record<string, number> = {};
   const printerCount = 1 + Math.floor(random() * 3);
@@ -144,7 +148,7 @@ async function submissionThroughput(): Promise<BenchRow> {
       body: JSON.stringify(payloadFor(random, now)),
       secret: randomBytes(32).toString('base64url'),
     }));
-  const warmup = makeBodies(500);
+  const warmup = makeBodies(WARMUP);
   const bodies = makeBodies(SUBMISSIONS);
 
   // Baseline: the same stack (node-server + Hono), parsing the same JSON and answering, nothing else.
@@ -194,7 +198,7 @@ async function statsTime(): Promise<BenchRow[]> {
   try {
     // Seed through the storage layer the server uses: every installation submitted once in the window, half of
     // them twice (two weekly rows), spread over the last four weeks.
-    const storage = new CollectorStorage(dataDir);
+    const storage = new SqliteCollectorStorage(dataDir);
     const random = seeded(2);
     const secretHash = hashSecret('bench-secret-bench-secret-bench-secret');
     const seedStarted = performance.now();
@@ -207,7 +211,7 @@ async function statsTime(): Promise<BenchRow[]> {
       }
     })();
     const seedSeconds = (performance.now() - seedStarted) / 1000;
-    storage.close();
+    await storage.close();
 
     // Baseline: the raw GROUP BYs behind the numbers, no suppression, no JSON, no HTTP.
     const db = new Database(join(dataDir, DB_FILE_NAME), { readonly: true });
@@ -275,7 +279,7 @@ async function statsTime(): Promise<BenchRow[]> {
     const cachedValue = medianOf(cachedRuns);
     return [
       {
-        name: 'collector.stats_ms_100k_installations',
+        name: `collector.stats_ms_${STATS_INSTALLATIONS / 1000}k_installations`,
         value: Math.round(value * 10) / 10,
         unit: 'ms',
         baseline: Math.round(baseline * 10) / 10,

@@ -9,19 +9,19 @@
  *   IDLE_BENCH_SKIP_BUILD=1 node --import tsx bench/idle-memory.ts    # measure the dist/ that is there
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchRow } from './types.js';
-import { median, round, row, sleep } from './util.js';
+import { median, QUICK, round, row, sized, sleep } from './util.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const IDLE_S = Number(process.env.IDLE_BENCH_SECONDS ?? 10);
+const IDLE_S = Number(process.env.IDLE_BENCH_SECONDS ?? sized(10, 1));
 const TARGET_MB = 70;
-const SAMPLES = 5;
-const SAMPLE_GAP_MS = 2500;
+const SAMPLES = sized(5, 3);
+const SAMPLE_GAP_MS = sized(2500, 300);
 
 export interface ProcStatus {
   rssKb: number;
@@ -42,8 +42,12 @@ interface Measured {
   fileMb: number;
 }
 
-/** Builds dist/ with the project's build; type errors elsewhere in the tree still emit, so only a missing file fails. */
+/**
+ * Builds dist/ with the project's build; type errors elsewhere in the tree still emit, so only a missing file fails.
+ * In quick mode a dist/ newer than every source is used as it is (three modules build; once is enough for a smoke run).
+ */
 export function build(): string {
+  if (QUICK && distIsFresh()) return 'dist/ up to date (quick mode)';
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
   if (!existsSync(join(ROOT, 'dist', 'src', 'cli.js'))) {
@@ -53,13 +57,30 @@ export function build(): string {
   return errors === 0 ? 'built cleanly' : `built with ${errors} type errors elsewhere in the tree (emitted anyway)`;
 }
 
-/** Starts `args` and resolves once it is ready: at once, or when its log says the daemon is running. */
-async function start(args: string[], waitForDaemon: boolean): Promise<ChildProcess> {
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((entry) => newestMtime(join(path, entry))));
+}
+
+function distIsFresh(): boolean {
+  const cli = join(ROOT, 'dist', 'src', 'cli.js');
+  if (!existsSync(cli)) return false;
+  const sources = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'].map((p) => join(ROOT, p));
+  return statSync(cli).mtimeMs > Math.max(...sources.filter((p) => existsSync(p)).map(newestMtime));
+}
+
+/**
+ * Starts `args` (adding it to `children`, to be stopped whatever happens) and resolves once it is ready: at once, or
+ * when its log says the daemon is running.
+ */
+async function start(args: string[], waitForDaemon: boolean, children: ChildProcess[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DO_NOT_TRACK: '1', PRINTERNIZER_CONFIG: '', PORT: '', HOST: '' },
   });
+  children.push(child);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => {
     if (out.length < 20_000) out += d.toString();
@@ -110,12 +131,11 @@ export async function run(): Promise<BenchRow[]> {
   const children: ChildProcess[] = [];
   try {
     // All three idle side by side, so that whatever else the machine does weighs on each alike.
-    const idleNode = await start(['-e', 'setInterval(() => {}, 1000)'], false);
-    children.push(idleNode);
-    const dist = await start([join('dist', 'src', 'cli.js'), ...daemonArgs(dirs[0] as string)], true);
-    children.push(dist);
-    const tsx = await start(['--import', 'tsx', join('src', 'cli.ts'), ...daemonArgs(dirs[1] as string)], true);
-    children.push(tsx);
+    const idleNode = await start(['-e', 'setInterval(() => {}, 1000)'], false, children);
+    const [dist, tsx] = await Promise.all([
+      start([join('dist', 'src', 'cli.js'), ...daemonArgs(dirs[0] as string)], true, children),
+      start(['--import', 'tsx', join('src', 'cli.ts'), ...daemonArgs(dirs[1] as string)], true, children),
+    ]);
     await sleep(IDLE_S * 1000);
     // Sampled side by side too, so that the three medians cover the same seconds.
     const [base, built_, underTsx] = await Promise.all([sample(idleNode), sample(dist), sample(tsx)]);

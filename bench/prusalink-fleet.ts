@@ -1,8 +1,8 @@
 /**
  * The daemon side of 50 PrusaLink printers polled every second (issue 4, target: under 5% of one core).
  *
- * The simulators run in a child process so that only the drivers (digest auth, fetch, zod parsing, the tracker) are
- * measured here. 40 Buddy printers (RFC 2069 digest, 5 s nonces: a 401 + retry every fifth poll) and 10 Raspberry Pi
+ * The simulators run in a child process so that only the bridge (digest auth, HTTP, zod parsing, the job state, the
+ * fleet's tracker and live state) is measured here: the drivers run in a real PrinterFleet, as in the daemon. 40 Buddy printers (RFC 2069 digest, 5 s nonces: a 401 + retry every fifth poll) and 10 Raspberry Pi
  * ones (qop=auth, MD5-sess); jobs start and end by themselves at 60× speed.
  *
  *   node --import tsx bench/prusalink-fleet.ts            # 60 s
@@ -12,15 +12,17 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import type { PrusaPrinterConfig } from '../src/config.js';
+import { PrinterFleet } from '../src/printers/fleet.js';
 import { PrusaLinkDriver } from '../src/printers/prusalink/driver.js';
 import { type PrusaLinkSimulator, startPrusaLinkSimulator } from '../src/simulators/prusalink.js';
 import type { BenchRow } from './types.js';
-import { mb, measureProcess, round, row, sleep } from './util.js';
+import { mb, measureProcess, round, row, sized, sleep } from './util.js';
 
-const PRINTERS = 50;
-const RPI_PRINTERS = 10;
+const PRINTERS = sized(50, 3);
+const RPI_PRINTERS = sized(10, 1);
 const TARGET_CPU_PERCENT = 5;
-const WARMUP_S = 3;
+const WARMUP_S = sized(3, 2);
 const PASSWORD = 'bench-password';
 
 export interface FleetBenchOptions {
@@ -30,45 +32,53 @@ export interface FleetBenchOptions {
 
 export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
   const printers = opts.printers ?? PRINTERS;
-  const durationS = opts.durationS ?? Number(process.env['PRUSALINK_BENCH_SECONDS'] ?? 60);
+  const durationS = opts.durationS ?? Number(process.env['PRUSALINK_BENCH_SECONDS'] ?? sized(60, 2));
   const rssBefore = process.memoryUsage().rss;
 
   const { child, urls } = await spawnSimulators(printers);
   let requests = 0;
   let events = 0;
   const logger = pino({ level: 'silent' });
-  const drivers = urls.map(
-    (url, i) =>
+  // The printers as the config would hold them (the config's own parsing is not what this measures).
+  const configs: PrusaPrinterConfig[] = urls.map((url, i) => ({
+    name: `Prusa ${i}`,
+    type: 'prusa',
+    host: url,
+    username: 'maker',
+    password: PASSWORD,
+    poll_interval_s: 1,
+  }));
+  const fleet = new PrinterFleet(configs, {
+    emit: () => {
+      events++;
+    },
+    logger,
+    createDriver: (printer, id, deps) =>
       new PrusaLinkDriver(
         {
-          id: `prusa_${i}`,
-          name: `Prusa ${i}`,
-          host: url,
+          id,
+          name: printer.name,
+          host: printer.type === 'prusa' ? printer.host : '',
           username: 'maker',
           password: PASSWORD,
           apiKey: '',
           pollIntervalS: 1,
           activePollIntervalS: 1,
-        },
-        {
-          emit: () => {
-            events++;
-          },
-          logger,
           onRequest: () => {
             requests++;
           },
         },
+        deps,
       ),
-  );
+  });
 
   try {
-    for (const driver of drivers) driver.start();
+    fleet.start();
     await sleep(WARMUP_S * 1000);
 
     const requestsAtStart = requests;
     const { cpuPercent, wallMs, rssPeak, rssEnd } = await measureProcess(durationS);
-    const online = drivers.filter((d) => d.snapshot().online).length;
+    const online = fleet.snapshots().filter((s) => s.online).length;
 
     const requestsPerS = ((requests - requestsAtStart) / wallMs) * 1000;
     const note = `${printers} printers, 1 s polls, ${Math.round(wallMs / 1000)} s measured, ${online} online, ${events} events`;
@@ -91,7 +101,7 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
       ),
     ];
   } finally {
-    await Promise.all(drivers.map((d) => d.stop()));
+    await fleet.stop();
     child.kill('SIGTERM');
   }
 }

@@ -9,9 +9,12 @@
  *   npm run bench -- --markdown                # the table as Markdown, for the README
  *   npm run bench -- --soak [--minutes N]      # add the soak (issue 8 item 5; 10 minutes by default)
  *   npm run bench -- --only soak --minutes 10  # the soak alone
+ *   npm run bench -- --quick                   # every module with small sizes, seconds each (also BENCH_QUICK=1);
+ *                                              # what the smoke test in `npm test` runs, the numbers mean nothing
  *
- * Exit code 0 when every selected module ran, 1 when one failed (its error is printed, the others still run), 2 on
- * bad arguments.
+ * A module fails when it throws, exits early, or returns rows that bench/check.ts rejects (none, NaN, zero, a unit
+ * missing). Exit code 0 when every selected module ran, 1 when one failed (each failure is named with its error at
+ * the end, the others still run), 2 on bad arguments.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +22,9 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { rowProblems } from './check.js';
 import type { BenchRow } from './types.js';
+import { isQuick } from './util.js';
 
 /** In the order they run: the quick, quiet ones first, the long fleet runs last. */
 export const MODULES = [
@@ -27,12 +32,15 @@ export const MODULES = [
   'bambu-report',
   'idle-memory',
   'collector',
+  'collector-pg',
   'bambu-fleet',
   'bambu-fleet-daemon',
   'prusalink-fleet',
 ] as const;
 /** Run only when asked for (`--soak`, or named in `--only`). */
 export const OPTIONAL_MODULES = ['soak'] as const;
+/** Every module there is: the list the smoke test (tests/bench/smoke.test.ts) runs in quick mode. */
+export const ALL_MODULES: readonly string[] = [...MODULES, ...OPTIONAL_MODULES];
 
 export interface Machine {
   os: string;
@@ -75,39 +83,88 @@ export function machine(): Machine {
 
 const loadAverages = () => os.loadavg().map((n) => Math.round(n * 100) / 100);
 
+/** What the child leaves in its out file: its rows, or why it failed. */
+type ChildResult = { rows: BenchRow[] } | { error: string };
+
 /** Runs one module in a child process; its own output goes to our stderr so that --json stays clean. */
-async function runModule(name: string, minutes: string | undefined): Promise<{ rows: BenchRow[]; run: ModuleRun }> {
+async function runModule(
+  name: string,
+  opts: { minutes?: string | undefined; quick: boolean },
+): Promise<{ rows: BenchRow[]; run: ModuleRun }> {
   const started = performance.now();
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-run-'));
-  const out = join(dir, 'rows.json');
-  const env = { ...process.env, ...(minutes === undefined ? {} : { SOAK_MINUTES: minutes }) };
+  const out = join(dir, 'result.json');
+  const env = {
+    ...process.env,
+    ...(opts.minutes === undefined ? {} : { SOAK_MINUTES: opts.minutes }),
+    ...(opts.quick ? { BENCH_QUICK: '1' } : {}),
+  };
   const child = spawn(process.execPath, ['--import', 'tsx', here, '--child', name, '--out', out], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });
-  child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
-  child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+  // The last lines, for a child that died before it could say why (a crash in a callback, a signal).
+  let tail = '';
+  const keep = (d: Buffer) => {
+    process.stderr.write(d);
+    tail = (tail + d.toString()).slice(-2000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   const seconds = Math.round((performance.now() - started) / 100) / 10;
+  const run = (error?: string): ModuleRun => ({
+    module: name,
+    seconds,
+    load_after: loadAverages(),
+    ...(error === undefined ? {} : { error }),
+  });
   try {
-    if (code !== 0) throw new Error(`exited with code ${code}`);
-    const rows = JSON.parse(readFileSync(out, 'utf8')) as BenchRow[];
-    return { rows, run: { module: name, seconds, load_after: loadAverages() } };
-  } catch (error) {
-    return { rows: [], run: { module: name, seconds, load_after: loadAverages(), error: (error as Error).message } };
+    let result: ChildResult | null = null;
+    try {
+      result = JSON.parse(readFileSync(out, 'utf8')) as ChildResult;
+    } catch {
+      // no result file: the child died early; the exit code and its last output say the rest
+    }
+    if (result && 'error' in result) return { rows: [], run: run(result.error) };
+    if (result === null || code !== 0) {
+      const last = tail
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .slice(-12)
+        .join('\n');
+      return { rows: [], run: run(`exited with code ${code} before reporting its rows${last ? `:\n${last}` : ''}`) };
+    }
+    return { rows: result.rows, run: run() };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Child side: import bench/<name>.ts, run it, write its rows, and leave (some modules keep sockets around). */
+/**
+ * Child side: import bench/<name>.ts, run it, check its rows, write them or the error, and leave (some modules keep
+ * sockets around).
+ */
 async function child(name: string, out: string): Promise<never> {
-  const mod = (await import(pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), `${name}.ts`)).href)) as {
-    run: () => Promise<BenchRow[]>;
-  };
-  const rows = await mod.run();
-  writeFileSync(out, JSON.stringify(rows));
-  process.exit(0);
+  let result: ChildResult;
+  try {
+    const path = join(fileURLToPath(new URL('.', import.meta.url)), `${name}.ts`);
+    const mod = (await import(pathToFileURL(path).href)) as { run?: () => Promise<BenchRow[]> };
+    if (typeof mod.run !== 'function') throw new Error(`bench/${name}.ts exports no run()`);
+    const rows = await mod.run();
+    const problems = rowProblems(rows);
+    result = problems.length === 0 ? { rows } : { error: `bad rows: ${problems.join('; ')}` };
+  } catch (error) {
+    const e = error as Error;
+    // The message, and where it was thrown: the first stack frame inside the project.
+    const at = e.stack
+      ?.split('\n')
+      .find((l) => /^\s+at /.test(l) && (l.includes('/bench/') || l.includes('/src/')))
+      ?.trim();
+    result = { error: `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}${at ? ` (${at})` : ''}` };
+  }
+  writeFileSync(out, JSON.stringify(result));
+  process.exit('error' in result ? 1 : 0);
 }
 
 function formatNumber(n: number): string {
@@ -167,7 +224,7 @@ export function formatMarkdown(report: BenchReport): string {
 }
 
 async function main(): Promise<number> {
-  let values: { only?: string; json?: boolean; markdown?: boolean; soak?: boolean; minutes?: string };
+  let values: { only?: string; json?: boolean; markdown?: boolean; soak?: boolean; minutes?: string; quick?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -176,6 +233,7 @@ async function main(): Promise<number> {
         markdown: { type: 'boolean' },
         soak: { type: 'boolean' },
         minutes: { type: 'string' },
+        quick: { type: 'boolean' },
       },
       strict: true,
     }));
@@ -183,7 +241,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
-  const known: readonly string[] = [...MODULES, ...OPTIONAL_MODULES];
+  const known = ALL_MODULES;
   const selected = values.only
     ? values.only
         .split(',')
@@ -200,10 +258,11 @@ async function main(): Promise<number> {
     return 2;
   }
 
+  const quick = values.quick === true || isQuick(process.env, []);
   const report: BenchReport = { machine: machine(), modules: [], rows: [] };
   for (const name of selected) {
-    process.stderr.write(`[bench] ${name} ...\n`);
-    const { rows, run } = await runModule(name, values.minutes);
+    process.stderr.write(`[bench] ${name}${quick ? ' (quick)' : ''} ...\n`);
+    const { rows, run } = await runModule(name, { minutes: values.minutes, quick });
     process.stderr.write(`[bench] ${name} ${run.error ? `FAILED: ${run.error}` : 'done'} in ${run.seconds} s\n`);
     report.modules.push(run);
     report.rows.push(...rows);
@@ -211,7 +270,12 @@ async function main(): Promise<number> {
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else if (values.markdown) process.stdout.write(formatMarkdown(report));
   else process.stdout.write(formatText(report));
-  return report.modules.some((r) => r.error) ? 1 : 0;
+  const failed = report.modules.filter((r) => r.error);
+  if (failed.length === 0) return 0;
+  // Last on stderr too, so that it is the last thing seen whatever the format.
+  process.stderr.write(`\n[bench] ${failed.length} of ${report.modules.length} modules FAILED:\n`);
+  for (const r of failed) process.stderr.write(`  ${r.module}: ${r.error}\n`);
+  return 1;
 }
 
 const childIndex = process.argv.indexOf('--child');

@@ -22,16 +22,16 @@ import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js'
 import type { PrusaLinkSimModel, PrusaLinkSimulator } from '../src/simulators/prusalink.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
-import { bambuPrinterConfigs, median, round, row, sleep } from './util.js';
+import { bambuPrinterConfigs, median, round, row, sized, sleep } from './util.js';
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
-const BAMBU = 25;
-const PRUSA = 25;
+const BAMBU = sized(25, 3);
+const PRUSA = sized(25, 2);
 /** Simulated seconds per real second: a Bambu job (900-1500 s) takes 30-50 s, a PrusaLink job 20-80 s (24-36x). */
 const SPEED = 30;
-const SAMPLE_S = 10;
+const SAMPLE_S = sized(10, 1);
 /** Time for the daemon to see what the simulators did (a report a second, a poll a second) before comparing. */
-const SETTLE_S = 4;
+const SETTLE_S = sized(4, 1);
 /**
  * The harness sees a simulator's state change up to one watch interval late, the daemon (whose poll can be what moves
  * a PrusaLink simulator on) sometimes first: the upper bounds are read this long after the database, so that a job
@@ -171,8 +171,8 @@ export interface SoakOptions {
 }
 
 export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
-  const minutes = opts.minutes ?? minutesFromArgs() ?? Number(process.env.SOAK_MINUTES ?? 10);
-  const warmupS = opts.warmupS ?? Number(process.env.SOAK_WARMUP_S ?? 60);
+  const minutes = opts.minutes ?? minutesFromArgs() ?? Number(process.env.SOAK_MINUTES ?? sized(10, 0.15));
+  const warmupS = opts.warmupS ?? Number(process.env.SOAK_WARMUP_S ?? sized(60, 3));
   const durationS = minutes * 60;
   if (!(durationS > warmupS))
     throw new Error(`the soak (${durationS} s) must be longer than its warm-up (${warmupS} s)`);
@@ -199,9 +199,10 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
           speed: SPEED,
           tickMs: 1000,
           autoJobs: true,
-          // Different lengths spread the job starts, so few fall on the comparison's boundaries.
-          jobSeconds: 900 + ((i * 37) % 600),
-          idleSeconds: 90 + ((i * 13) % 60),
+          // Different lengths spread the job starts, so few fall on the comparison's boundaries. Quick mode: jobs of
+          // 1.5-2.5 s, so that every printer starts and ends some within its few seconds.
+          jobSeconds: sized(900 + ((i * 37) % 600), 45 + ((i * 11) % 30)),
+          idleSeconds: sized(90 + ((i * 13) % 60), 30),
         }),
       );
     }

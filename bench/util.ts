@@ -1,6 +1,22 @@
 /** Small helpers shared by the benchmarks. */
 import type { BenchRow } from './types.js';
 
+/**
+ * Quick mode (`BENCH_QUICK=1`, or `--quick` on the command line): every module runs with small sizes and short
+ * windows, seconds each, so that `npm test` can run them all and see that they still work. Its numbers mean nothing.
+ */
+export const QUICK = isQuick(process.env, process.argv);
+
+export function isQuick(env: NodeJS.ProcessEnv, argv: readonly string[]): boolean {
+  const flag = env.BENCH_QUICK;
+  return argv.includes('--quick') || (flag !== undefined && flag !== '' && flag !== '0' && flag !== 'false');
+}
+
+/** `full` normally, `quick` in quick mode: `const PRINTERS = sized(50, 3);`. */
+export function sized<T>(full: T, quick: T): T {
+  return QUICK ? quick : full;
+}
+
 export function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;

@@ -5,10 +5,12 @@
  * they are given; starting is what does work.
  */
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { CaptureHub } from './capture/hub.js';
+import { type Config, rejectedPrinterSnapshots } from './config.js';
 import { databasePath, ensureWritableDir, openDatabase } from './db/open.js';
 import { accessOptionsFrom } from './http/access.js';
 import { createHttpApp } from './http/app.js';
@@ -54,6 +56,8 @@ export interface DaemonCore {
   mirror: MqttMirror | null;
   submitter: UsageSubmitter;
   scheduler: SubmissionScheduler | null;
+  /** Diagnostic captures of the running printers (issue 16). */
+  captures: CaptureHub;
 }
 
 /** The optional features as the config switches them; usage_statistics comes from the user's opt-in instead. */
@@ -134,10 +138,22 @@ export class Daemon {
       features: () => configuredFeatures(config),
       nextSubmission: () => scheduler?.nextSubmission() ?? null,
     });
-    const fleet = new PrinterFleet(this.options.createDriver ? config.printers : [], {
-      emit: (type, metadata) => service.recordEvent(type, metadata),
+    const printers = this.options.createDriver ? config.printers : [];
+    const captures = new CaptureHub({
+      printers,
+      logger,
+      daemonVersion: appVersion(),
+      directory: join(this.options.dataDir, 'captures'),
+    });
+    const fleet = new PrinterFleet(printers, {
+      emit: (type, metadata) => {
+        service.recordEvent(type, metadata);
+        captures.recorded(type, metadata);
+      },
       logger,
       createDriver: this.options.createDriver ?? noDriver,
+      // Carries the printer into tracker timers, so a capture knows whose event a held job's end is.
+      clock: captures.clock,
     });
     // Loaded only when switched on: mqtt.js is the largest part of an idle daemon's memory.
     const mirror = config.mqtt.enabled
@@ -164,13 +180,13 @@ export class Daemon {
           catchUpDelayMs,
         })
       : null;
-    return { service, fleet, mirror, submitter, scheduler };
+    return { service, fleet, mirror, submitter, scheduler, captures };
   }
 
   /** The parts after the database, in start order. */
   private parts(core: DaemonCore): DaemonPart[] {
     const { config, logger } = this.options;
-    const { service, fleet, mirror, submitter, scheduler } = core;
+    const { service, fleet, mirror, submitter, scheduler, captures } = core;
     let cleanupTimer: NodeJS.Timeout | null = null;
     let stopMirroringPrinters: (() => void) | null = null;
     let server: HttpServer | null = null;
@@ -204,7 +220,18 @@ export class Daemon {
           service.flushPending();
         },
       },
-      { name: 'printers', start: () => fleet.start(), stop: () => fleet.stop() },
+      {
+        name: 'printers',
+        start: () => {
+          fleet.start();
+          captures.attach(fleet);
+        },
+        stop: async () => {
+          // A running capture ends with its end line before the printers stop.
+          captures.close('daemon_stopping');
+          await fleet.stop();
+        },
+      },
       {
         name: 'submission',
         start: () => {
@@ -225,8 +252,10 @@ export class Daemon {
             service,
             logger,
             version: appVersion(),
-            printers: () => fleet.snapshots(),
+            // Printers left out of the config are listed too, with the reason (issue 13).
+            printers: () => [...fleet.snapshots(), ...rejectedPrinterSnapshots(config.rejected_printers)],
             submission: submitter,
+            captures: this.options.createDriver ? captures : undefined,
             access: accessOptionsFrom(config, this.options.env ?? process.env),
           });
           const listening = await this.listen(app.fetch);

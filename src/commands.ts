@@ -28,7 +28,11 @@ interface Command {
   summary: string;
   usage: string;
   options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
-  run(values: Record<string, string | boolean | undefined>): Promise<number>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+  /** Internal: not listed in --help. */
+  hidden?: boolean;
+  /** Takes arguments besides its options (`replay FILE`). */
+  positionals?: boolean;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -54,32 +58,51 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   collector: {
-    summary: 'run the statistics collector service (its own SQLite file in --data-dir)',
-    usage: 'collector [--port N] [--host ADDR] [--data-dir DIR] [--k N]',
+    summary: 'run the statistics collector service (SQLite in --data-dir, or PostgreSQL with --database)',
+    usage:
+      'collector [--port N] [--host ADDR] [--data-dir DIR | --database postgres://USER:PASSWORD@HOST:5432/DB] [--k N] [--trust-proxy]\n\n' +
+      'Environment: COLLECTOR_DATABASE_URL (the same as --database). Several instances may share one PostgreSQL database.\n' +
+      '--trust-proxy: rate-limit by the last X-Forwarded-For address (only behind a proxy or load balancer you run).',
     options: {
       port: { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
+      database: { type: 'string' },
       k: { type: 'string' },
+      'trust-proxy': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     run: async (values) => {
       const { startCollector } = await import('./collector/server.js');
+      const { CollectorDatabaseError } = await import('./collector/storage.js');
       const runtime = resolveRuntime({
         port: values.port as string | undefined,
         'data-dir': values['data-dir'] as string | undefined,
       });
-      const logger = createLogger({ level: 'info' });
       const k = values.k === undefined ? undefined : Number(values.k);
       if (k !== undefined && (!Number.isInteger(k) || k < 2))
         throw new UsageError('--k must be an integer of at least 2');
-      const collector = await startCollector({
-        port: runtime.port,
-        host: (values.host as string | undefined) ?? '127.0.0.1',
-        dataDir: runtime.dataDir,
-        logger,
-        k,
-      });
+      const database = (values.database as string | undefined) ?? (process.env.COLLECTOR_DATABASE_URL || undefined);
+      const logger = createLogger({ level: 'info' });
+      let collector: Awaited<ReturnType<typeof startCollector>>;
+      try {
+        collector = await startCollector({
+          port: runtime.port,
+          host: (values.host as string | undefined) ?? '127.0.0.1',
+          dataDir: runtime.dataDir,
+          database,
+          trustProxy: values['trust-proxy'] === true,
+          logger,
+          k,
+        });
+      } catch (error) {
+        // A database that cannot be used is a configuration problem: one line, exit 2 (no stack, no password).
+        if (error instanceof CollectorDatabaseError) {
+          process.stderr.write(`${error.message}\n`);
+          return EXIT.usage;
+        }
+        throw error;
+      }
       logger.info({ url: collector.url }, 'collector is running');
       return new Promise<number>((resolve) => {
         const shutdown = () => void collector.stop().then(() => resolve(EXIT.ok));
@@ -183,7 +206,59 @@ const COMMANDS: Record<string, Command> = {
         return print({ success: true, message: outcome.message, submission_id: outcome.submission_id });
       }),
   },
+  // The add-on's backup_pre and backup_post (config.yaml); src/db/backup.ts explains the design.
+  'backup-begin': {
+    summary: 'before a backup: keep the database file consistent until backup-end (the daemon keeps running)',
+    usage: 'backup-begin [--data-dir DIR]',
+    options: { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    run: async (values) => {
+      const { beginBackup } = await import('./db/backup.js');
+      const result = await beginBackup(dataDirOf(values));
+      return print(result);
+    },
+  },
+  'backup-end': {
+    summary: 'after a backup: end what backup-begin holds',
+    usage: 'backup-end [--data-dir DIR]',
+    options: { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    run: async (values) => {
+      const { endBackup } = await import('./db/backup.js');
+      return print(await endBackup(dataDirOf(values)));
+    },
+  },
+  // Diagnostic captures (issue 16); src/capture/cli.ts explains the design.
+  capture: {
+    summary: 'record a redacted diagnostic capture of one printer (beside a running daemon too)',
+    usage:
+      'capture --printer NAME [--minutes N] [--output FILE] [--config FILE] [--data-dir DIR] [--port N] [--host ADDR]',
+    options: {
+      ...COMMON_OPTIONS,
+      printer: { type: 'string' },
+      minutes: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+    },
+    run: async (values) => (await import('./capture/cli.js')).runCapture(values),
+  },
+  replay: {
+    summary: 'replay a capture file into a throwaway store and print the events (exit 1 on a difference with --expect)',
+    usage: 'replay FILE [--speed N | --instant] [--expect] [--json]',
+    options: {
+      speed: { type: 'string' },
+      instant: { type: 'boolean' },
+      expect: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    positionals: true,
+    run: async (values, positionals) => (await import('./capture/cli.js')).runReplay(values, positionals),
+  },
 };
+
+function dataDirOf(values: Record<string, unknown>): string {
+  return resolveRuntime({ 'data-dir': values['data-dir'] as string | undefined }).dataDir;
+}
 
 function print(value: unknown): number {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -221,6 +296,14 @@ const SHUTDOWN_DEADLINE_MS = 5000;
 async function runDaemon(flags: RuntimeFlags): Promise<number> {
   const { runtime, config } = loadRuntime(flags as Record<string, unknown>);
   const logger = createLogger({ level: config.log_level });
+  // The daemon runs without them; the panel and GET /api/v1/printers show them with the same reason (issue 13).
+  // Printer names stay out of the log, as everywhere; the problem names fields, never their values.
+  for (const rejected of config.rejected_printers) {
+    logger.warn(
+      { component: 'config', printer_index: rejected.index, problem: rejected.problem },
+      `printers[${rejected.index}] is not started: ${rejected.problem}`,
+    );
+  }
   // Driver code (mqtt and its dependencies) is loaded only when printers are configured: an idle daemon stays small.
   const createDriver = config.printers.length > 0 ? (await import('./printers/drivers.js')).createDriver : undefined;
   const daemon = new Daemon({ config, ...runtime, logger, createDriver });
@@ -255,7 +338,7 @@ function helpText(): string {
     'Usage: printernizer-stats <command> [options]   (npm start -- <options> runs `run`)',
     '',
     'Commands:',
-    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(10)} ${command.summary}`),
+    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(12)} ${command.summary}`),
     '',
     'Environment: PRINTERNIZER_CONFIG, PRINTERNIZER_DATA_DIR, PORT, HOST, TZ, DO_NOT_TRACK=1',
     'Run `printernizer-stats <command> --help` for a command’s options.',
@@ -281,12 +364,17 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   try {
-    const { values } = parseArgs({ args: isCommand ? rest : argv, options: command.options, strict: true });
+    const { values, positionals } = parseArgs({
+      args: isCommand ? rest : argv,
+      options: command.options,
+      strict: true,
+      allowPositionals: command.positionals === true,
+    });
     if (values.help) {
       process.stdout.write(`Usage: printernizer-stats ${command.usage}\n\n${command.summary}\n`);
       return EXIT.ok;
     }
-    return await command.run(values);
+    return await command.run(values, positionals);
   } catch (error) {
     return reportFailure(error);
   }

@@ -28,6 +28,8 @@ export async function runDemo(flags: {
   const dataDir = flags['data-dir'] ?? mkdtempSync(join(tmpdir(), 'printernizer-demo-'));
   const logger = createLogger({ level: 'info' });
 
+  // The X1 runs the sequences of issue 12 in turn (cancels, slicer uploads, an outage, firmware ignoring requests,
+  // HMS entries that stay, a power cut through INIT, calibrations); the A1 prints at random.
   const x1c = await startBambuSimulator({
     serial: '00M00A000000001',
     accessCode: 'demo1234',
@@ -35,6 +37,7 @@ export async function runDemo(flags: {
     port: 0,
     host: '127.0.0.1',
     autoJobs: true,
+    scenarios: 'all',
     speed,
   });
   const a1 = await startBambuSimulator({
@@ -46,12 +49,14 @@ export async function runDemo(flags: {
     autoJobs: true,
     speed,
   });
+  // The PrusaLink sequences of issue 12 in turn: ATTENTION, lost jobs, power panic, uploads, USB stick, subfolders.
   const mk4 = await startPrusaLinkSimulator({
     password: 'demopass',
     model: 'MK4',
     port: 0,
     host: '127.0.0.1',
     autoJobs: true,
+    scenarios: 'all',
     speed,
   });
 

@@ -3,6 +3,7 @@
  * delete. Everything talks to the daemon by relative URL (see js/api.js); every failure becomes a readable message.
  */
 import { api } from './js/api.js';
+import { CaptureControls } from './js/captures.js';
 import { JobsChart } from './js/charts.js';
 import { eventLabel, formatHours, formatInteger, formatSuccessRate, formatTime, formatWhen } from './js/format.js';
 import { clearProblem, showError, showMessage, showProblem } from './js/messages.js';
@@ -28,7 +29,10 @@ const view = {
 };
 
 const chart = new JobsChart($('jobs-chart'), $('history-table').tBodies[0], $('chart-summary'));
-const printers = new PrinterList($('printer-list'), $('printer-announcer'));
+const captures = new CaptureControls();
+const printers = new PrinterList($('printer-list'), $('printer-announcer'), (item, printer) =>
+  captures.render(item, printer),
+);
 
 // --- service status ------------------------------------------------------------------------------------------------
 

@@ -1,36 +1,34 @@
 /**
- * Group commit for accepted submissions. Every SQLite commit writes each page it touched to the WAL again (the
- * installation row, its indexes, the raw submission, the weekly row): committing the submissions that arrive in the
- * same event-loop turn together halves the cost per submission under load. A client is answered only after its
- * submission is committed.
+ * Group commit for the SQLite storage. Every SQLite commit writes each page it touched to the WAL again (the
+ * installation row, its indexes, the raw submission, the weekly row): committing the work that arrives in the same
+ * event-loop turn together halves the cost per submission under load.
  *
- * Until then the submission is "pending": lookups see it through an overlay, so a retry, a forged secret or a
- * second submission of the same installation arriving in the same turn is judged as if it were already stored.
+ * Each piece of work is a better-sqlite3 transaction function; run inside the batch's transaction it becomes a
+ * savepoint, so it sees everything queued before it (a retry, a forged secret or a second submission of the same
+ * installation in the same turn is judged as if the first were stored) and a piece that fails rolls back alone.
+ * A caller's promise settles only after the batch has committed.
  */
+import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { SubmissionPayload } from './payload.js';
-import type { CollectorStorage, InstallationAuth } from './storage.js';
 
 interface Pending {
-  payload: SubmissionPayload;
-  secretHash: Buffer;
-  receivedAt: number;
-  auth: InstallationAuth;
-  resolve: () => void;
+  work: () => unknown;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
-export class SubmissionBatcher {
-  readonly #storage: CollectorStorage;
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+export class GroupCommit {
+  readonly #db: Database.Database;
   readonly #log: Logger;
   readonly #maxBatch: number;
   #queue: Pending[] = [];
   #scheduled: NodeJS.Immediate | undefined;
-  readonly #installations = new Map<string, InstallationAuth>();
-  readonly #submissions = new Map<string, string>();
+  #holds = 0;
 
-  constructor(storage: CollectorStorage, log: Logger, maxBatch = 256) {
-    this.#storage = storage;
+  constructor(db: Database.Database, log: Logger, maxBatch = 256) {
+    this.#db = db;
     this.#log = log;
     this.#maxBatch = maxBatch;
   }
@@ -39,56 +37,60 @@ export class SubmissionBatcher {
     return this.#queue.length;
   }
 
-  findInstallation(installationId: string): InstallationAuth | undefined {
-    return this.#installations.get(installationId) ?? this.#storage.findInstallation(installationId);
-  }
-
-  findSubmissionOwner(submissionId: string): string | undefined {
-    return this.#submissions.get(submissionId) ?? this.#storage.findSubmissionOwner(submissionId);
-  }
-
-  /** Resolves once the submission is committed; rejects if it could not be stored. */
-  record(payload: SubmissionPayload, secretHash: Buffer, receivedAt: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const auth: InstallationAuth = { secretHash, lastAcceptedAt: receivedAt };
-      this.#installations.set(payload.installation.installation_id, auth);
-      this.#submissions.set(payload.submission_id, payload.installation.installation_id);
-      this.#queue.push({ payload, secretHash, receivedAt, auth, resolve, reject });
-      if (this.#queue.length >= this.#maxBatch) this.flush();
+  /** Queues `work` (a `db.transaction(...)` function) for the next commit; resolves with its result after it. */
+  run<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#queue.length >= this.#maxBatch && this.#holds === 0) this.flush();
       else this.#scheduled ??= setImmediate(() => this.flush());
     });
   }
 
-  /** Commits everything pending now (also called before a deletion and on close). */
+  /**
+   * Keeps batches from committing until the returned function is called: a reader that awaits between its
+   * statements (the statistics) sees one state of the data.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      if (this.#holds === 0 && this.#queue.length > 0) this.#scheduled ??= setImmediate(() => this.flush());
+    };
+  }
+
+  /** Commits everything queued now (also on close). */
   flush(): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
+    if (this.#holds > 0) return; // the release schedules the flush
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    const outcomes = new Map<Pending, unknown>();
+    let outcomes: Outcome[] = [];
     try {
-      this.#storage.db.transaction(() => {
-        for (const item of batch) this.#storage.recordSubmission(item.payload, item.secretHash, item.receivedAt);
+      this.#db.transaction(() => {
+        outcomes = batch.map((item) => attempt(item.work));
       })();
-    } catch (batchError) {
-      // One bad write must not fail its neighbours: store them one by one to find it.
-      this.#log.warn({ err: { message: (batchError as Error).message }, size: batch.length }, 'batch commit failed');
-      for (const item of batch) {
-        try {
-          this.#storage.recordSubmission(item.payload, item.secretHash, item.receivedAt);
-        } catch (err) {
-          outcomes.set(item, err);
-        }
-      }
+    } catch (commitError) {
+      // The commit itself failed (a full disk, say): try each piece alone, in order.
+      this.#log.warn({ err: { message: (commitError as Error).message }, size: batch.length }, 'batch commit failed');
+      outcomes = batch.map((item) => attempt(item.work));
     }
-    for (const item of batch) {
-      // A later pending submission of the same installation may have replaced the overlay entry: keep that one.
-      const installationId = item.payload.installation.installation_id;
-      if (this.#installations.get(installationId) === item.auth) this.#installations.delete(installationId);
-      this.#submissions.delete(item.payload.submission_id);
-      if (outcomes.has(item)) item.reject(outcomes.get(item));
-      else item.resolve();
-    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
+  }
+}
+
+function attempt(work: () => unknown): Outcome {
+  try {
+    return { ok: true, value: work() };
+  } catch (error) {
+    return { ok: false, error };
   }
 }

@@ -2,8 +2,10 @@
  * The collector service: receives the daemons' weekly aggregates (POST /v1/submit), deletes an installation on
  * request (DELETE /v1/installations/<id>), publishes k-suppressed aggregates (GET /v1/stats) and a dashboard (GET /).
  *
- * `createCollectorApp` builds the Hono app over an opened store (for in-process tests); `startCollector` also
- * listens, prunes daily and stops cleanly (for the CLI's `printernizer-stats collector`).
+ * `createCollectorApp` builds the Hono app over a store (SQLite from `dataDir`, or any opened `storage`: in-process
+ * tests); `startCollector` opens the configured store (SQLite file or PostgreSQL URL), listens, prunes daily and
+ * stops cleanly (for the CLI's `printernizer-stats collector`). The rules live in rules.ts and stats.ts; the store
+ * below may be shared by several instances.
  */
 import type { AddressInfo } from 'node:net';
 import { type HttpBindings, type ServerType, serve } from '@hono/node-server';
@@ -11,21 +13,37 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
-import { bearerSecret, hashSecret, secretMatches } from './auth.js';
-import { SubmissionBatcher } from './batcher.js';
+import { bearerSecret, hashSecret } from './auth.js';
 import { declaredTooLarge, MAX_SUBMISSION_BYTES, readLimitedBody, readLimitedIncoming } from './body.js';
 import { registerDashboard } from './dashboard.js';
 import { createSubmissionSchema, type PayloadIssue, payloadIssues } from './payload.js';
 import { clientKeyOf, DEFAULT_TOKEN_BUCKET, TokenBucketLimiter } from './rate-limit.js';
+import { judgeDeletion, judgeSubmission, SUBMISSION_INTERVAL_MS } from './rules.js';
 import { computePublicStats, DEFAULT_K, type PublicStats } from './stats.js';
-import { CollectorStorage, DEFAULT_RETENTION, type PruneResult, type RetentionOptions } from './storage.js';
+import { StatsCache } from './stats-cache.js';
+import {
+  type CollectorStorage,
+  DEFAULT_RETENTION,
+  openCollectorStorage,
+  type PruneResult,
+  type RetentionOptions,
+  StorageUnavailableError,
+} from './storage.js';
+import { SqliteCollectorStorage } from './storage-sqlite.js';
 
-export const SUBMISSION_INTERVAL_MS = 6 * 60 * 60 * 1000;
+export { SUBMISSION_INTERVAL_MS };
+
 const DAY_MS = 24 * 60 * 60 * 1000;
+const UNAVAILABLE_RETRY_AFTER_S = 10;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface CollectorOptions {
-  dataDir: string;
+  /** SQLite: the directory of the collector's own file (the default store). */
+  dataDir?: string;
+  /** PostgreSQL: a `postgres://` URL (startCollector only); several instances may share the database. */
+  database?: string;
+  /** An opened store (createCollectorApp); the collector closes it when it closes. */
+  storage?: CollectorStorage;
   /** Smallest group published in /v1/stats (default 10). */
   k?: number;
   logger: Logger;
@@ -35,7 +53,7 @@ export interface CollectorOptions {
   rateLimit?: { burst: number; perSecond: number };
   /** Minimum time between two accepted submissions of one installation (default 6 hours). */
   submissionIntervalMs?: number;
-  /** How long a computed /v1/stats answer is reused (default 60 s; 0 computes every time). */
+  /** How long a computed /v1/stats answer is reused, and its stated max-age (default 60 s; 0 computes every time). */
   statsCacheMs?: number;
   /** Take the client address from the last X-Forwarded-For entry (only behind a reverse proxy you run). */
   trustProxy?: boolean;
@@ -53,16 +71,17 @@ export interface CollectorApp {
   app: Hono;
   storage: CollectorStorage;
   /** Deletes what is past retention now; also run daily by `startCollector`. */
-  prune(): PruneResult;
+  prune(): Promise<PruneResult>;
   /** Computes (or returns the cached) public statistics. */
-  stats(): PublicStats;
-  close(): void;
+  stats(): Promise<PublicStats>;
+  close(): Promise<void>;
 }
 
 export interface RunningCollector {
   port: number;
   url: string;
-  prune(): PruneResult;
+  storage: CollectorStorage;
+  prune(): Promise<PruneResult>;
   stop(): Promise<void>;
 }
 
@@ -89,20 +108,19 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
   const submissionInterval = options.submissionIntervalMs ?? SUBMISSION_INTERVAL_MS;
   const statsCacheMs = options.statsCacheMs ?? 60_000;
   const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...options.retention };
-  const storage = new CollectorStorage(options.dataDir);
-  const batcher = new SubmissionBatcher(storage, log);
+  let storage: CollectorStorage;
+  if (options.storage) storage = options.storage;
+  else if (options.dataDir) storage = new SqliteCollectorStorage(options.dataDir, { logger: options.logger });
+  else throw new Error('The collector needs a data directory or an opened storage');
   const schema = createSubmissionSchema({ now });
   const limiter = new TokenBucketLimiter({ ...(options.rateLimit ?? DEFAULT_TOKEN_BUCKET), now });
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  let cachedStats: { at: number; stats: PublicStats } | undefined;
-
-  const stats = (): PublicStats => {
-    const at = now();
-    if (!cachedStats || statsCacheMs <= 0 || at - cachedStats.at >= statsCacheMs || at < cachedStats.at) {
-      cachedStats = { at, stats: computePublicStats(storage, { now: at, k }) };
-    }
-    return cachedStats.stats;
-  };
+  const statsCache = new StatsCache({
+    storage,
+    ttlMs: statsCacheMs,
+    now,
+    compute: (at) => storage.snapshot((view) => computePublicStats(view, { now: at, k })),
+  });
 
   /** The rate-limit key; the address itself goes no further than the limiter's memory. */
   const clientKey = (c: Context): string => {
@@ -138,8 +156,8 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
   });
 
-  app.get('/v1/health', (c) => {
-    storage.activeInstallationCount(now()); // touches the database: a broken file answers 500
+  app.get('/v1/health', async (c) => {
+    await storage.ping(); // touches the database: a broken file answers 500, an unreachable database 503
     return c.json({ status: 'ok' });
   });
 
@@ -170,56 +188,64 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
       return fail(c, 422, 'validation_failed', 'The payload does not match the schema', payloadIssues(parsed.error));
     }
     const payload = parsed.data;
-    const installationId = payload.installation.installation_id;
-
-    const known = batcher.findInstallation(installationId);
-    if (known && !secretMatches(known.secretHash, secret)) {
-      return fail(c, 403, 'forbidden', 'The secret does not match this installation');
-    }
-    const owner = batcher.findSubmissionOwner(payload.submission_id);
-    if (owner !== undefined) {
-      if (owner !== installationId) return fail(c, 409, 'conflict', 'submission_id was used by another installation');
-      return c.json({ accepted: true, duplicate: true, submission_id: payload.submission_id });
-    }
     const receivedAt = now();
-    if (known && receivedAt - known.lastAcceptedAt < submissionInterval) {
-      const waitSeconds = Math.ceil((known.lastAcceptedAt + submissionInterval - receivedAt) / 1000);
-      return throttled(c, Math.max(1, waitSeconds), 'One submission per installation every 6 hours');
+    const claim = { installationId: payload.installation.installation_id, secret, receivedAt };
+    // Judged and stored in one step under the installation's lock: the answer holds for every instance.
+    const verdict = await storage.admit({ payload, secretHash: hashSecret(secret), receivedAt }, (state) =>
+      judgeSubmission(state, claim, submissionInterval),
+    );
+    switch (verdict.outcome) {
+      case 'forbidden':
+        return fail(c, 403, 'forbidden', 'The secret does not match this installation');
+      case 'conflict':
+        return fail(c, 409, 'conflict', 'submission_id was used by another installation');
+      case 'duplicate':
+        return c.json({ accepted: true, duplicate: true, submission_id: payload.submission_id });
+      case 'too_soon':
+        return throttled(c, verdict.retryAfterSeconds, 'One submission per installation every 6 hours');
+      case 'accepted':
+        log.debug('submission accepted');
+        return c.json({ accepted: true, duplicate: false, submission_id: payload.submission_id });
     }
-    await batcher.record(payload, known?.secretHash ?? hashSecret(secret), receivedAt);
-    log.debug('submission accepted');
-    return c.json({ accepted: true, duplicate: false, submission_id: payload.submission_id });
   });
 
-  app.delete('/v1/installations/:id', (c) => {
+  app.delete('/v1/installations/:id', async (c) => {
     const bucket = limiter.take(clientKey(c));
     if (!bucket.allowed) return throttled(c, bucket.retryAfterSeconds, 'Too many requests from this client');
     const installationId = c.req.param('id').toLowerCase();
     if (!UUID.test(installationId)) return fail(c, 400, 'invalid_installation_id', 'Expected a UUID');
     const secret = bearerSecret(c.req.header('authorization'));
     if (!secret) return fail(c, 401, 'unauthorized', 'A bearer secret of 32 to 256 characters is required');
-    batcher.flush(); // a submission still pending for this installation is deleted too
-    const known = storage.findInstallation(installationId);
-    if (!known) return fail(c, 404, 'not_found', 'No data is stored for this installation');
-    if (!secretMatches(known.secretHash, secret)) {
+    const verdict = await storage.deleteInstallation(installationId, (installation) =>
+      judgeDeletion(installation, secret),
+    );
+    if (verdict.outcome === 'not_found') return fail(c, 404, 'not_found', 'No data is stored for this installation');
+    if (verdict.outcome === 'forbidden')
       return fail(c, 403, 'forbidden', 'The secret does not match this installation');
-    }
-    storage.deleteInstallation(installationId);
-    cachedStats = undefined; // the deleted installation disappears from the public numbers at once
+    statsCache.invalidate(); // the deleted installation disappears from the public numbers at once
     log.info('installation deleted on request');
     return c.json({ deleted: true });
   });
 
-  app.get('/v1/stats', (c) => {
+  app.get('/v1/stats', async (c) => {
+    const { stats, computedAt } = await statsCache.get();
     c.header('Access-Control-Allow-Origin', '*');
     c.header('Cache-Control', `public, max-age=${Math.floor(statsCacheMs / 1000)}`);
-    return c.json(stats());
+    // How old the reused answer is: a shared cache keeps it only for the rest of max-age.
+    if (statsCacheMs > 0) c.header('Age', String(Math.max(0, Math.floor((now() - computedAt) / 1000))));
+    return c.json(stats);
   });
 
   registerDashboard(app);
 
   app.notFound((c) => c.json(errorBody('not_found', 'No such resource'), 404));
   app.onError((err, c) => {
+    if (err instanceof StorageUnavailableError) {
+      // The database went away (or is restarting): nothing was committed for this request; the client retries.
+      log.warn({ err: { name: err.name, message: err.message } }, 'database unavailable');
+      c.header('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
+      return c.json(errorBody('unavailable', 'The collector database is unavailable; try again later'), 503);
+    }
     log.error({ err: { name: err.name, message: err.message } }, 'request failed');
     return c.json(errorBody('internal_error', 'Internal error'), 500);
   });
@@ -230,36 +256,47 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     return fail(c, 413, 'payload_too_large', `The body must not exceed ${MAX_SUBMISSION_BYTES} bytes`);
   }
 
+  let closed: Promise<void> | undefined;
   return {
     app,
     storage,
-    stats,
-    prune() {
-      const result = storage.prune(now(), retention);
-      log.info(result, 'pruned data past retention');
+    stats: async () => (await statsCache.get()).stats,
+    async prune() {
+      const result = await storage.prune(now(), retention);
+      if (result.skipped) log.info('pruning left to another instance');
+      else log.info(result, 'pruned data past retention');
       return result;
     },
     close() {
-      batcher.flush();
       limiter.clear();
-      storage.close();
+      closed ??= storage.close();
+      return closed;
     },
   };
 }
 
 export async function startCollector(options: StartCollectorOptions): Promise<RunningCollector> {
-  const collector = createCollectorApp(options);
+  const storage =
+    options.storage ??
+    (await openCollectorStorage({ dataDir: options.dataDir, database: options.database, logger: options.logger }));
+  const collector = createCollectorApp({ ...options, storage });
   const log = options.logger.child({ component: 'collector' });
   const host = options.host ?? '127.0.0.1';
-  const runPrune = () => {
-    try {
-      return collector.prune();
-    } catch (err) {
-      log.error({ err }, 'pruning failed');
-      return { submissions: 0, weeklyRows: 0, installations: 0 };
-    }
+  let pruning: Promise<PruneResult> | undefined;
+  const runPrune = (): Promise<PruneResult> => {
+    // One prune at a time in this process (other instances are kept out by the storage's lock).
+    pruning ??= collector
+      .prune()
+      .catch((err: unknown) => {
+        log.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'pruning failed');
+        return { submissions: 0, weeklyRows: 0, installations: 0 };
+      })
+      .finally(() => {
+        pruning = undefined;
+      });
+    return pruning;
   };
-  runPrune();
+  await runPrune();
   const pruneTimer = setInterval(runPrune, options.pruneIntervalMs ?? DAY_MS);
   pruneTimer.unref();
 
@@ -271,25 +308,30 @@ export async function startCollector(options: StartCollectorOptions): Promise<Ru
     });
   } catch (err) {
     clearInterval(pruneTimer);
-    collector.close();
+    await collector.close();
     throw err;
   }
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ port }, 'collector listening');
+  log.info({ port, storage: storage.kind }, 'collector listening');
 
   let stopped: Promise<void> | undefined;
   return {
     port,
     url,
+    storage,
     prune: runPrune,
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         clearInterval(pruneTimer);
         server.close(() => {
-          collector.close();
-          log.info('collector stopped');
-          resolve();
+          void Promise.resolve(pruning)
+            .then(() => collector.close())
+            .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'closing storage failed'))
+            .then(() => {
+              log.info('collector stopped');
+              resolve();
+            });
         });
         // Idle keep-alive connections would hold close() open; busy ones get a moment to finish.
         if ('closeIdleConnections' in server) {

@@ -17,7 +17,7 @@
  * Weeks with fewer than k contributing installations publish neither their jobs nor their installation count.
  * Success rate and median are computed over at least k installations (rule 1).
  */
-import { type CollectorStorage, SET_SEPARATOR } from './storage.js';
+import { SET_SEPARATOR, type StatsView } from './storage.js';
 
 export const DEFAULT_K = 10;
 export const ACTIVE_WINDOW_DAYS = 30;
@@ -157,11 +157,12 @@ export function medianOfHistogram(rows: readonly { jobs: number; installations: 
 
 const EMPTY: Distribution = { groups: [], other: null };
 
-export function computePublicStats(storage: CollectorStorage, options: { now: number; k: number }): PublicStats {
+/** The public numbers from one consistent view of the stored data (`storage.snapshot`). */
+export async function computePublicStats(view: StatsView, options: { now: number; k: number }): Promise<PublicStats> {
   const { now, k } = options;
   const since = now - ACTIVE_WINDOW_DAYS * DAY_MS;
   const base = { generated_at: new Date(now).toISOString(), window_days: ACTIVE_WINDOW_DAYS, k };
-  const installations = storage.activeInstallationCount(since);
+  const installations = await view.activeInstallationCount(since);
   if (installations < k) {
     return {
       ...base,
@@ -178,7 +179,9 @@ export function computePublicStats(storage: CollectorStorage, options: { now: nu
     };
   }
 
-  const histogram = storage.jobsHistogram(since);
+  const groups = await view.activeDistributions(since);
+  const weeks = await view.jobsPerWeek(since);
+  const histogram = await view.jobsHistogram(since);
   let completed = 0;
   let failed = 0;
   for (const row of histogram) {
@@ -191,18 +194,16 @@ export function computePublicStats(storage: CollectorStorage, options: { now: nu
     ...base,
     suppressed: false,
     installations,
-    printer_types: sets(storage.activeGroups('printer_types', since), k),
-    printer_models: sets(storage.activeGroups('printer_models', since), k),
-    deployment_modes: partition(storage.activeGroups('deployment_mode', since), k, 'unknown'),
-    app_versions: partition(storage.activeGroups('app_version', since), k, 'unknown'),
-    countries: partition(storage.activeGroups('country_code', since), k, 'unknown'),
-    jobs_per_week: storage
-      .jobsPerWeek(since)
-      .map((week) =>
-        week.installations >= k
-          ? { week_start: week.week_start, installations: week.installations, jobs: week.jobs }
-          : { week_start: week.week_start, installations: null, jobs: null },
-      ),
+    printer_types: sets(groups.printer_types, k),
+    printer_models: sets(groups.printer_models, k),
+    deployment_modes: partition(groups.deployment_mode, k, 'unknown'),
+    app_versions: partition(groups.app_version, k, 'unknown'),
+    countries: partition(groups.country_code, k, 'unknown'),
+    jobs_per_week: weeks.map((week) =>
+      week.installations >= k
+        ? { week_start: week.week_start, installations: week.installations, jobs: week.jobs }
+        : { week_start: week.week_start, installations: null, jobs: null },
+    ),
     success_rate: completed + failed > 0 ? Math.round((completed / (completed + failed)) * 1000) / 1000 : null,
     median_jobs_per_installation: medianJobs === null ? null : Math.round(medianJobs * 10) / 10,
   };

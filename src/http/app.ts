@@ -13,6 +13,7 @@ import type { UsageStatsService } from '../stats/service.js';
 import { type AccessOptions, accessGuard } from './access.js';
 import { limitBody, requireJsonOrEmpty } from './body.js';
 import { ApiError, errorResponse } from './errors.js';
+import { type CaptureControl, captureRoutes } from './routes/captures.js';
 import { healthRoutes } from './routes/health.js';
 import { printerRoutes } from './routes/printers.js';
 import { type SubmissionControl, usageStatsRoutes } from './routes/usage-stats.js';
@@ -24,6 +25,8 @@ export interface HttpAppDeps {
   version: string;
   printers?: () => PrinterSnapshot[];
   submission?: SubmissionControl;
+  /** Diagnostic captures of the running printers (absent: none are running). */
+  captures?: CaptureControl;
   /** Directory of the web UI; defaults to the package's www/. */
   wwwDir?: string;
   /** Ingress guard (add-on) or bearer token (elsewhere); none when absent. */
@@ -60,6 +63,7 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   );
   app.route('/api/v1/usage-stats', usageStatsRoutes(deps.service, deps.submission));
   app.route('/api/v1/printers', printerRoutes(deps.printers ?? (() => [])));
+  app.route('/api/v1/printers', captureRoutes(deps.captures));
 
   app.all('/api/*', (c) => {
     const known = /^\/api\/v1\/(health|usage-stats|printers)(\/|$)/.test(c.req.path);

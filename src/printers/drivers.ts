@@ -1,4 +1,4 @@
-/** Maps each configured printer to its protocol's driver. */
+/** Maps each configured printer to its protocol's driver; the fleet hands each one its update sink, logger and clock. */
 
 import { BambuDriver } from './bambu/driver.js';
 import type { DriverFactory } from './fleet.js';
@@ -9,7 +9,6 @@ export const createDriver: DriverFactory = (printer, id, deps) => {
     return new BambuDriver(
       {
         id,
-        name: printer.name,
         host: printer.host,
         port: printer.port,
         serial: printer.serial,

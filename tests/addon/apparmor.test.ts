@@ -1,14 +1,19 @@
 /**
- * The add-on's AppArmor profile compiles (apparmor_parser, skipped where it is not installed: `apt-get install
- * apparmor`). Whether its rules let the daemon do its work can only be seen on a Home Assistant host.
+ * The add-on's AppArmor profile compiles (apparmor_parser, skipped where it is not installed, required under CI:
+ * `apt-get install apparmor`). Whether its rules let the daemon do its work can only be seen on a Home Assistant host.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireTool, runsCleanly } from '../requirements.js';
 
 const profile = join(import.meta.dirname, '..', '..', 'apparmor.txt');
-const hasParser = spawnSync('apparmor_parser', ['--version']).status === 0;
+const hasParser = requireTool(
+  'apparmor_parser',
+  () => runsCleanly('apparmor_parser', ['--version']),
+  'apt-get install -y apparmor',
+);
 
 describe('apparmor.txt', () => {
   it('names the add-on slug and gives the daemon its own profile with /data writable', () => {

@@ -1,9 +1,9 @@
 /**
  * The add-on's config.yaml against the daemon: same version as package.json, and a schema that accepts the same keys
- * as the zod config in src/config.ts (STYLE.md: keep a test that holds them together). Also build.yaml,
- * repository.yaml and translations/en.yaml, which the Supervisor reads beside config.yaml.
+ * as the zod config in src/config.ts (STYLE.md: keep a test that holds them together). Also repository.yaml and
+ * translations/en.yaml, which the Supervisor reads beside config.yaml (and no build.yaml, which it deprecates).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -245,15 +245,15 @@ describe('config.yaml', () => {
 });
 
 describe('files the Supervisor reads beside config.yaml', () => {
-  it('build.yaml pins the same base image as the Dockerfile default, for both architectures', () => {
-    const build = readYaml('build.yaml') as { build_from: Record<string, string> };
-    expect(Object.keys(build.build_from).sort()).toEqual([...(addon.arch as string[])].sort());
+  it('no build.yaml (deprecated since Supervisor 2026.04): the Dockerfile names one multi-arch base', () => {
+    for (const file of ['build.yaml', 'build.yml', 'build.json'])
+      expect(existsSync(join(root, file)), file).toBe(false);
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
-    const dockerDefault = /^ARG BUILD_FROM=(\S+)$/m.exec(dockerfile)?.[1];
-    expect(dockerDefault).toBe(build.build_from.amd64);
-    for (const [arch, image] of Object.entries(build.build_from)) {
-      expect(image).toBe(`ghcr.io/home-assistant/${arch}-base:${dockerDefault!.split(':')[1]}`);
-    }
+    expect(/^ARG BUILD_FROM=(\S+)$/m.exec(dockerfile)?.[1]).toMatch(/^ghcr\.io\/home-assistant\/base:\d+\.\d+$/);
+  });
+
+  it('no image: yet, so the Supervisor builds locally until the published images exist', () => {
+    expect(addon.image).toBeUndefined();
   });
 
   it('repository.yaml names the repository', () => {
@@ -278,6 +278,48 @@ describe('files the Supervisor reads beside config.yaml', () => {
       }
     };
     check(schema, translations.configuration, 'configuration');
+  });
+
+  it('icon.png (128×128) and logo.png (about 250×100) are PNGs rendered from SVG sources in docs/brand', () => {
+    const size = (file: string) => {
+      const png = readFileSync(join(root, file));
+      expect(png.subarray(1, 4).toString('latin1'), `${file} is a PNG`).toBe('PNG');
+      return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+    };
+    expect(size('icon.png')).toEqual({ width: 128, height: 128 });
+    expect(size('logo.png')).toEqual({ width: 250, height: 100 });
+    for (const svg of ['docs/brand/icon.svg', 'docs/brand/logo.svg']) {
+      expect(readFileSync(join(root, svg), 'utf8'), svg).toMatch(/^<svg [^>]*viewBox=/);
+    }
+  });
+
+  it('README.md reads as the store page first: what it does, privacy, installation; the two commands stay', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const store = readme.slice(0, readme.indexOf('## For developers'));
+    expect(store.length).toBeGreaterThan(500);
+    expect(store.split('\n')[0]).toBe('# Printernizer Stats');
+    for (const needed of [/Bambu Lab/, /Prusa/, /Private by default/, /## Installation/, /Show in\s+sidebar/]) {
+      expect(store).toMatch(needed);
+    }
+    // Nothing for developers before their section.
+    expect(store).not.toMatch(/\bnpm\b|vitest|tsx/);
+    expect(readme).toContain('npm ci && npm run demo');
+    expect(readme).toContain('npm ci && npm test');
+    expect(readme).toContain('docs/DEVELOPING.md');
+    expect(readFileSync(join(root, 'docs', 'DEVELOPING.md'), 'utf8')).toMatch(/^## API$/m);
+  });
+
+  it("CHANGELOG.md has version headings as the store shows them, the newest being config.yaml's version", () => {
+    const headings = [...readFileSync(join(root, 'CHANGELOG.md'), 'utf8').matchAll(/^## (.*)$/gm)].map((m) => m[1]);
+    expect(headings.length).toBeGreaterThan(0);
+    for (const heading of headings) expect(heading).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(headings[0]).toBe(addon.version);
+  });
+
+  it('DOCS.md says that "Show in sidebar" is off by default and how to switch it on', () => {
+    const docs = readFileSync(join(root, 'DOCS.md'), 'utf8');
+    expect(docs).toMatch(/\*\*Show in sidebar\*\* on the add-on's \*\*Info\*\* tab is \*\*off\*\*/);
+    expect(docs).toMatch(/Switch \*\*Show in sidebar\*\* on/);
   });
 
   it('config.yaml is the only add-on config in the repository (the Supervisor globs **/config.{json,yaml,yml})', () => {

@@ -1,7 +1,8 @@
 /**
  * Lint-style checks of the Dockerfile, since there is no Docker engine (nor hadolint) on the development machines:
- * a pinned base, multi-stage with production dependencies only in the image that runs, Node.js from Alpine's
- * packages, HEALTHCHECK, labels, and sources that exist and are not excluded by .dockerignore.
+ * one pinned multi-arch base (no build.yaml), multi-stage with production dependencies only in the image that runs,
+ * better-sqlite3 installed in one stage only, Node.js from Alpine's packages, HEALTHCHECK, labels, and sources that
+ * exist and are not excluded by .dockerignore.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,9 +26,12 @@ const stageArgs = (stage: Instruction[], keyword: string) =>
   stage.filter((i) => i.keyword === keyword).map((i) => i.args);
 
 describe('Dockerfile', () => {
-  it('pins a Home Assistant base image through BUILD_FROM, never `latest`', () => {
+  it('pins one multi-arch Home Assistant base through BUILD_FROM, never `latest`, and has no build.yaml', () => {
     const buildFrom = /^ARG BUILD_FROM=(\S+)$/m.exec(text)?.[1];
-    expect(buildFrom).toMatch(/^ghcr\.io\/home-assistant\/amd64-base:\d+\.\d+(\.\d+)?$/);
+    // Without build.yaml the Supervisor passes no BUILD_FROM: this default is the base on every architecture.
+    expect(buildFrom).toMatch(/^ghcr\.io\/home-assistant\/base:\d+\.\d+(\.\d+)?$/);
+    for (const file of ['build.yaml', 'build.yml', 'build.json'])
+      expect(existsSync(join(root, file)), file).toBe(false);
     expect(text).not.toMatch(/:latest\b/);
     // The global ARG comes before the first FROM, so every stage can use it.
     expect(all[0]).toEqual({ keyword: 'ARG', args: `BUILD_FROM=${buildFrom}` });
@@ -57,9 +61,26 @@ describe('Dockerfile', () => {
   });
 
   it("takes Node.js from Alpine's packages, with build tools only where better-sqlite3 is compiled", () => {
-    const apk = all.filter((i) => i.keyword === 'RUN' && i.args.includes('apk add')).map((i) => i.args);
-    expect(apk.some((r) => /apk add --no-cache nodejs npm python3 make g\+\+/.test(r))).toBe(true);
+    const apkIn = (stage: Instruction[]) =>
+      stageArgs(stage, 'RUN')
+        .filter((r) => r.includes('apk add'))
+        .join(' && ');
+    const [node, deps, build] = stages;
+    expect(apkIn(node!)).toBe('apk add --no-cache nodejs npm');
+    expect(apkIn(deps!)).toBe('apk add --no-cache python3 make g++');
+    expect(apkIn(build!)).toBe('');
     expect(stageArgs(runStage, 'RUN')).toContain('apk add --no-cache nodejs');
+  });
+
+  it('installs better-sqlite3 once: install scripts run only in the production dependencies stage', () => {
+    const installs = stages.map((stage) => stageArgs(stage, 'RUN').filter((r) => /\bnpm (ci|install)\b/.test(r)));
+    const withScripts = installs.flat().filter((r) => !/--ignore-scripts/.test(r));
+    expect(withScripts).toEqual(['npm ci --omit=dev --no-audit --no-fund && npm cache clean --force']);
+    expect(installs[1]).toEqual(withScripts); // the deps stage
+    expect(installs[2]).toEqual(['npm ci --ignore-scripts --no-audit --no-fund']); // the build stage
+    // What the build stage runs needs no install script: tsc only.
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.build).toMatch(/^tsc -p tsconfig\.build\.json$/);
   });
 
   it('has a HEALTHCHECK on /api/v1/health and exposes the ingress port', () => {
@@ -74,7 +95,7 @@ describe('Dockerfile', () => {
     for (const label of [
       'io.hass.name',
       'io.hass.description',
-      'io.hass.type="addon"',
+      'io.hass.type="app"',
       'io.hass.arch',
       'io.hass.version',
       'org.opencontainers.image.title',

@@ -13,7 +13,7 @@
  * host's / (so /data, /opt/printernizer-stats, /command and the rootfs/ files can exist without touching the host),
  * chrooted, and the service's `run` executed through its own shebang: a stand-in `/command/with-contenv` (exec its
  * arguments) and the bashio stand-in of tests/addon/fixtures at /usr/bin/bashio, with a fake Supervisor on loopback.
- * Skipped where `unshare` or overlayfs is refused (not root).
+ * Skipped where `unshare` or overlayfs is refused (not root); required under CI, which runs as root.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireTool } from '../requirements.js';
 import { contextCopies, readStages, type Stage } from './dockerfile-stages.js';
 
 const run = promisify(execFile);
@@ -163,15 +164,19 @@ describe('built dist/ with production dependencies only', () => {
   }, 30_000);
 });
 
-const canOverlay = (() => {
-  const probe = mkdtempSync(join(tmpdir(), 'pstats-ovl-probe-'));
-  try {
-    const script = `mount -t tmpfs tmpfs "$1" && mkdir "$1/u" "$1/w" "$1/m" && mount -t overlay overlay -o "lowerdir=/,upperdir=$1/u,workdir=$1/w" "$1/m"`;
-    return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'probe', probe]).status === 0;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-})();
+const canOverlay = requireTool(
+  'an overlayfs mount in a private mount namespace (unshare -m)',
+  () => {
+    const probe = mkdtempSync(join(tmpdir(), 'pstats-ovl-probe-'));
+    try {
+      const script = `mount -t tmpfs tmpfs "$1" && mkdir "$1/u" "$1/w" "$1/m" && mount -t overlay overlay -o "lowerdir=/,upperdir=$1/u,workdir=$1/w" "$1/m"`;
+      return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'probe', probe]).status === 0;
+    } finally {
+      rmSync(probe, { recursive: true, force: true });
+    }
+  },
+  'run as root, with util-linux',
+);
 
 describe.skipIf(!canOverlay)('the add-on container, emulated', () => {
   const TOKEN = 'supervisor-test-token';

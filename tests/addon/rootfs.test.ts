@@ -1,23 +1,37 @@
 /**
  * The s6-overlay v3 service in rootfs/: a longrun registered in the user bundle, `run` and `finish` executable with
- * the with-contenv bashio shebang, and clean under shellcheck when it is installed (`apt-get install shellcheck`).
+ * the with-contenv bashio shebang, and clean under shellcheck (skipped where it is not installed, required under CI:
+ * `apt-get install shellcheck`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireTool, runsCleanly } from '../requirements.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const s6 = join(root, 'rootfs', 'etc', 's6-overlay', 's6-rc.d');
 const service = join(s6, 'printernizer-stats');
 const scripts = ['run', 'finish'].map((name) => join(service, name));
 
-const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
+const hasShellcheck = requireTool(
+  'shellcheck',
+  () => runsCleanly('shellcheck', ['--version']),
+  'apt-get install -y shellcheck',
+);
 
 describe('rootfs s6-overlay service', () => {
   it('is a longrun in the user bundle', () => {
     expect(readFileSync(join(service, 'type'), 'utf8').trim()).toBe('longrun');
     expect(existsSync(join(s6, 'user', 'contents.d', 'printernizer-stats'))).toBe(true);
+  });
+
+  it('starts after the base bundle (dependencies.d/base, an empty file, as s6-overlay recommends)', () => {
+    // just-containers/s6-overlay README: "This tells s6-rc to only start myapp when all the base services are
+    // ready: it prevents race conditions."
+    const base = join(service, 'dependencies.d', 'base');
+    expect(statSync(base).isFile()).toBe(true);
+    expect(statSync(base).size).toBe(0);
   });
 
   it.each(scripts)('%s is executable and runs under with-contenv bashio', (script) => {

@@ -8,7 +8,7 @@
  * stand-in records the command line and environment the daemon would get). `finish` runs in a private mount
  * namespace with a tmpfs on /run, so its s6 paths are real paths; that part is skipped where `unshare` is refused.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
+import { requireTool, runsCleanly } from '../requirements.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -173,10 +174,13 @@ describe('run (add-on)', () => {
 
   it("keeps the user's broker credentials when mqtt.username is set", async () => {
     supervisor.mqtt = MOSQUITTO;
-    const { started } = await runService(mqttOptions({ username: 'me', password: 'mine' }), { addon: true });
+    const { log, started } = await runService(mqttOptions({ username: 'me', password: 'mine' }), { addon: true });
+    // The daemon uses the user's login with this address (tests/addon/mqtt-login.test.ts runs it against mosquitto).
     expect(started.mqtt_url).toBe('mqtt://core-mosquitto:1883');
     expect(started.mqtt_username).toBeNull();
     expect(started.mqtt_password).toBeNull();
+    expect(log).toContain('at mqtt://core-mosquitto:1883 with the configured mqtt.username');
+    expect(log).not.toContain('mine');
   });
 
   it('leaves MQTT alone when the user set mqtt.url', async () => {
@@ -224,7 +228,11 @@ describe('run (plain Docker, no Supervisor)', () => {
   });
 });
 
-const canUnshare = spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status === 0;
+const canUnshare = requireTool(
+  'a private mount namespace (unshare -m)',
+  () => runsCleanly('unshare', ['-m', '--propagation', 'private', 'true']),
+  'run as root, with util-linux',
+);
 
 /** `finish CODE SIGNAL` with s6's files on a private /run: the container exit code after, and whether it halted. */
 async function finish(serviceCode: number, signal: number, containerCode = 0) {

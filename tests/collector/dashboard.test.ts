@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CHART_LIBRARY_PATH, chartLibraryFile } from '../../src/collector/dashboard.js';
+import { type StorageBackend, useStorageBackends } from './backends.js';
 import { makePayload, newSecret, startTestCollector, type TestCollector } from './helpers.js';
+
+const backends = useStorageBackends();
 
 let running: TestCollector | undefined;
 afterEach(async () => {
@@ -10,9 +13,9 @@ afterEach(async () => {
   running = undefined;
 });
 
-describe('dashboard', () => {
+describe.each(backends)('dashboard on $name', (backend: StorageBackend) => {
   it('serves the page with a strict CSP, loading Chart.js from the collector itself', async () => {
-    running = await startTestCollector();
+    running = await startTestCollector({ backend });
     const c = running;
     const page = await fetch(`${c.collector.url}/`);
     expect(page.status).toBe(200);
@@ -36,7 +39,7 @@ describe('dashboard', () => {
   });
 
   it('draws every chart from /v1/stats', async () => {
-    running = await startTestCollector({ k: 2 });
+    running = await startTestCollector({ backend, k: 2 });
     const c = running;
     for (let i = 0; i < 3; i++) {
       expect((await c.submit(makePayload({ nowMs: c.clock.ms }), newSecret())).status).toBe(200);

@@ -1,12 +1,10 @@
-/** Shared fixtures for the collector tests: a valid payload, a fake clock, a collector on loopback. */
+/** Shared fixtures for the collector tests: a valid payload, a fake clock, a collector on loopback on either storage. */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { SubmissionPayload } from '../../src/collector/payload.js';
 import { type RunningCollector, type StartCollectorOptions, startCollector } from '../../src/collector/server.js';
+import { type StorageBackend, sqliteBackend, type TestStore } from './backends.js';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const HOUR_MS = 60 * 60 * 1000;
@@ -123,39 +121,66 @@ export function captureLogs(): LogCapture {
 export interface TestCollector {
   collector: RunningCollector;
   clock: FakeClock;
+  /** SQLite: the data directory (PostgreSQL: an unused temporary directory). */
   dataDir: string;
+  store: TestStore;
   logs: LogCapture;
   submit(payload: unknown, secret: string, init?: { headers?: Record<string, string> }): Promise<Response>;
   close(): Promise<void>;
 }
 
-export async function startTestCollector(options: Partial<StartCollectorOptions> = {}): Promise<TestCollector> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'collector-test-'));
-  const clock = new FakeClock();
+export type TestCollectorOptions = Partial<StartCollectorOptions> & {
+  /** The storage to run on (default SQLite). */
+  backend?: StorageBackend;
+  /** Run on this store instead of a new one (a second instance on the same database); it is not cleaned up. */
+  store?: TestStore;
+  /** Share a clock with another instance. */
+  clock?: FakeClock;
+};
+
+/** Asserts that `needle` is nowhere in `text` (a database's bytes) without printing megabytes on failure. */
+export function expectNotStored(text: string, needle: string): void {
+  if (text.includes(needle)) throw new Error(`"${needle}" was found in the stored bytes`);
+}
+
+export function submitTo(url: string) {
+  return (payload: unknown, secret: string, init: { headers?: Record<string, string> } = {}) =>
+    fetch(`${url}/v1/submit`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}`, ...init.headers },
+      body: JSON.stringify(payload),
+    });
+}
+
+export async function startTestCollector(options: TestCollectorOptions = {}): Promise<TestCollector> {
+  const { backend = sqliteBackend, store: sharedStore, clock = new FakeClock(), ...rest } = options;
+  const store = sharedStore ?? (await backend.createStore());
   const logs = captureLogs();
-  const collector = await startCollector({
-    dataDir,
-    logger: logs.logger,
-    now: clock.now,
-    statsCacheMs: 0,
-    rateLimit: { burst: 1000, perSecond: 1000 },
-    ...options,
-  });
+  let collector: RunningCollector;
+  try {
+    collector = await startCollector({
+      ...store.options,
+      logger: logs.logger,
+      now: clock.now,
+      statsCacheMs: 0,
+      rateLimit: { burst: 1000, perSecond: 1000 },
+      ...rest,
+    });
+  } catch (err) {
+    if (!sharedStore) await store.cleanup();
+    throw err;
+  }
+  await store.ready();
   return {
     collector,
     clock,
-    dataDir,
+    dataDir: store.options.dataDir,
+    store,
     logs,
-    submit(payload, secret, init = {}) {
-      return fetch(`${collector.url}/v1/submit`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}`, ...init.headers },
-        body: JSON.stringify(payload),
-      });
-    },
+    submit: submitTo(collector.url),
     async close() {
       await collector.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!sharedStore) await store.cleanup();
     },
   };
 }

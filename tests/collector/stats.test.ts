@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Distribution, PublicStats } from '../../src/collector/stats.js';
 import { type Combination, median, medianOfHistogram, suppressSmallGroups } from '../../src/collector/stats.js';
+import { type StorageBackend, useStorageBackends } from './backends.js';
 import {
   DAY_MS,
   makePayload,
@@ -12,6 +13,7 @@ import {
 } from './helpers.js';
 
 const K = 10;
+const backends = useStorageBackends();
 const one = (counts: Record<string, number>): Combination[] =>
   Object.entries(counts).map(([key, installations]) => ({ groups: [key], installations }));
 
@@ -159,7 +161,7 @@ describe('suppressSmallGroups', () => {
   });
 });
 
-describe('GET /v1/stats', () => {
+describe.each(backends)('GET /v1/stats on $name', (backend: StorageBackend) => {
   let running: TestCollector | undefined;
   afterEach(async () => {
     await running?.close();
@@ -186,7 +188,7 @@ describe('GET /v1/stats', () => {
   }
 
   it('publishes nothing while fewer than k installations are active', async () => {
-    running = await startTestCollector();
+    running = await startTestCollector({ backend });
     const c = running;
     await submitAll(
       c,
@@ -202,7 +204,7 @@ describe('GET /v1/stats', () => {
   });
 
   it('folds small groups so that no suppressed value can be recovered from the totals', async () => {
-    running = await startTestCollector();
+    running = await startTestCollector({ backend });
     const c = running;
     const specs: PayloadOptions[] = [];
     // deployment: homeassistant 13, docker 10, standalone 2; countries: DE 12, US 10, FR 3;
@@ -247,7 +249,7 @@ describe('GET /v1/stats', () => {
   });
 
   it('suppresses weeks with fewer than k contributors, honours a configured k and the 30-day window', async () => {
-    running = await startTestCollector({ k: 3 });
+    running = await startTestCollector({ backend, k: 3 });
     const c = running;
     const early = await submitAll(
       c,
@@ -275,7 +277,7 @@ describe('GET /v1/stats', () => {
   });
 
   it('drops a deleted installation from the numbers at once', async () => {
-    running = await startTestCollector({ statsCacheMs: 60_000 });
+    running = await startTestCollector({ backend, statsCacheMs: 60_000 });
     const c = running;
     const ids = await submitAll(
       c,

@@ -3,31 +3,39 @@
  * paths or damaged as text, and arbitrary WWW-Authenticate values. Parsing never throws; whatever parses maps to
  * well-formed observations, models from the fixed list and storage names that are plain words.
  */
+import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DigestAuth, parseAuthenticate, parseDigestChallenge } from '../../src/printers/prusalink/digest.js';
+import { PrusaLinkFiles } from '../../src/printers/prusalink/files.js';
+import { PrusaLinkJobState } from '../../src/printers/prusalink/job-state.js';
+import { modelFromVersion } from '../../src/printers/prusalink/model.js';
 import {
   filesListingSchema,
-  jobFile,
   jobSchema,
-  listedFiles,
   mapPrinterState,
-  modelFromVersion,
   parseBody,
   stateWord,
   statusSchema,
-  toJobObservation,
+  storageListSchema,
+  transferSchema,
   versionSchema,
   writableStorages,
 } from '../../src/printers/prusalink/status.js';
 import { JOB_STATES as STATE_LIST } from '../../src/printers/types.js';
-import { PRINTER_MODELS } from '../../src/stats/events.js';
+import { FILE_TYPES, PRINTER_MODELS } from '../../src/stats/events.js';
 import { anyValue, damaged, FIXTURES, jsonValue, mutated, RUNS, readJson } from './arbitraries.js';
 
 const EXAMPLES = readJson(`${FIXTURES}/prusalink/examples.json`) as Record<string, unknown>;
-const SAMPLES = Object.entries(EXAMPLES)
-  .filter(([key]) => key !== '_sources')
-  .map(([, value]) => value);
+/** The Home Assistant examples and every body of tests/fixtures/prusalink/{buddy,prusa-link}. */
+const SAMPLES = [
+  ...Object.entries(EXAMPLES)
+    .filter(([key]) => key !== '_sources')
+    .map(([, value]) => value),
+  ...['buddy', 'prusa-link'].flatMap((server) =>
+    readdirSync(`${FIXTURES}/prusalink/${server}`).map((file) => readJson(`${FIXTURES}/prusalink/${server}/${file}`)),
+  ),
+];
 const FILES_LISTING = {
   type: 'FOLDER',
   name: 'usb',
@@ -44,22 +52,47 @@ const FILES_LISTING = {
 };
 const JOB_STATES: ReadonlySet<string> = new Set(STATE_LIST);
 
-/** Every parser on one body, and every mapping on what parses. */
+/**
+ * Every parser on one body, and every state object on what parses: the job state and the file ledger never throw,
+ * and what leaves them is well-formed (states from the list, whole seconds, file types and sizes only).
+ */
 function parseEverything(body: string): void {
   const version = parseBody(versionSchema, body);
-  if (version.ok) expect(PRINTER_MODELS).toContain(modelFromVersion(version.value));
+  if (version.ok) expect(PRINTER_MODELS).toContain(modelFromVersion(version.value).model);
+  const files = new PrusaLinkFiles();
   const status = parseBody(statusSchema, body);
   if (status.ok) {
-    const observation = toJobObservation(status.value);
-    expect(JOB_STATES.has(observation.state)).toBe(true);
-    if (observation.printingSeconds != null) expect(Number.isInteger(observation.printingSeconds)).toBe(true);
+    const jobState = new PrusaLinkJobState();
+    for (let i = 0; i < 2; i++) {
+      const { observation, status: live } = jobState.apply(status.value);
+      expect(JOB_STATES.has(observation.state)).toBe(true);
+      if (observation.printingSeconds != null) expect(Number.isInteger(observation.printingSeconds)).toBe(true);
+      expect(live.state).toMatch(/^[A-Z_]{1,24}$/);
+      jobState.noAnswer();
+    }
     for (const name of writableStorages(status.value)) expect(name).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
     expect(stateWord(status.value.printer.state)).toMatch(/^[A-Z_]{1,24}$/);
+    files.storages(status.value);
+    const id = files.statusTransfer(status.value.transfer);
+    const details = parseBody(transferSchema, body);
+    if (id !== null && details.ok) files.transferDetails(id, details.value);
+    files.statusTransfer(undefined);
   }
+  parseBody(storageListSchema, body);
   const job = parseBody(jobSchema, body);
-  if (job.ok) jobFile(job.value);
+  if (job.ok) wellFormed(files.jobFile(job.value).arrivals);
   const listing = parseBody(filesListingSchema, body);
-  if (listing.ok) for (const file of listedFiles('usb', listing.value)) expect(file.key.startsWith('/usb/')).toBe(true);
+  if (listing.ok) {
+    for (const available of [true, false, null] as const) wellFormed(files.listing('/usb', listing.value, available));
+    wellFormed(files.listing('/usb/PARTS', listing.value));
+  }
+}
+
+function wellFormed(arrivals: readonly { fileType: string; sizeBytes: number | null }[]): void {
+  for (const a of arrivals) {
+    expect(FILE_TYPES).toContain(a.fileType);
+    if (a.sizeBytes !== null) expect(a.sizeBytes).toBeGreaterThanOrEqual(0);
+  }
 }
 
 const text = (value: unknown): string | null => {
@@ -114,7 +147,8 @@ describe('PrusaLink response parsing (fuzz)', () => {
   it('maps any printer state word', () => {
     fc.assert(
       fc.property(fc.string(), (word) => {
-        expect(JOB_STATES.has(mapPrinterState(word))).toBe(true);
+        expect(JOB_STATES.has(mapPrinterState(word, false))).toBe(true);
+        expect(JOB_STATES.has(mapPrinterState(word, true))).toBe(true);
         expect(stateWord(word)).toMatch(/^[A-Z_]{1,24}$/);
       }),
       { numRuns: RUNS },

@@ -13,7 +13,19 @@ import { silentLogger } from '../../src/log.js';
 import type { DriverFactory } from '../../src/printers/fleet.js';
 import type { PrinterDriver, PrinterSnapshot } from '../../src/printers/types.js';
 import { tempDir } from '../helpers.js';
-import { freePort, mosquittoBinary, observe, onCleanup, retainedSnapshot, sleep, startBroker } from './helpers.js';
+import { requireTool } from '../requirements.js';
+import {
+  freePort,
+  MOSQUITTO_HINT,
+  mosquittoBinary,
+  observe,
+  onCleanup,
+  retainedSnapshot,
+  sleep,
+  startBroker,
+} from './helpers.js';
+
+const haveMosquitto = requireTool('mosquitto', () => mosquittoBinary !== null, MOSQUITTO_HINT);
 
 const SECRETS = ['01S00C123456789', 'AC0DE123', '192.168.77.20', 'printer-host.lan', 'prusa-secret'];
 
@@ -57,7 +69,7 @@ class FakeDriver implements PrinterDriver {
   }
 }
 
-describe.skipIf(!mosquittoBinary)('the daemon with the MQTT mirror', () => {
+describe.skipIf(!haveMosquitto)('the daemon with the MQTT mirror', () => {
   it('mirrors app_start to app_shutdown, printer changes and discovery, and publishes no secret', async () => {
     const broker = await startBroker();
     const observer = await observe(broker.url);

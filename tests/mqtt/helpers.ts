@@ -1,27 +1,20 @@
 /**
  * A real mosquitto on loopback for the mirror's tests (one per test, on a free port, restartable on the same port)
- * and an observing mqtt.js client. Tests skip with a message when mosquitto is not installed.
+ * and an observing mqtt.js client. The tests ask for mosquitto with requireTool (../requirements.ts): they skip with a
+ * message when it is not installed, and fail under CI.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach } from 'vitest';
 import { captureLogger, type LogLine, sleep, tempDir, waitFor } from '../helpers.js';
+import { findExecutable } from '../requirements.js';
 
-function findBinary(name: string): string | null {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return null;
-}
-
-export const mosquittoBinary = findBinary('mosquitto');
-export const mosquittoPasswdBinary = findBinary('mosquitto_passwd');
-if (!mosquittoBinary) {
-  console.warn('MQTT mirror tests skipped: install the mosquitto package (apt-get install -y mosquitto) to run them');
-}
+export const mosquittoBinary = findExecutable('mosquitto');
+export const mosquittoPasswdBinary = findExecutable('mosquitto_passwd');
+export const MOSQUITTO_HINT = 'apt-get install -y mosquitto';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -22,7 +22,48 @@ describe('resolveMqttSettings', () => {
         discovery: true,
         discoveryPrefix: 'homeassistant',
         source: 'config',
+        login: 'config',
       },
+    });
+  });
+
+  it("never sends the Supervisor's login to a broker the user configured", () => {
+    const result = resolveMqttSettings(mqttConfig({ url: 'mqtt://broker:1883' }), {
+      MQTT_URL: 'mqtt://core-mosquitto:1883',
+      MQTT_USERNAME: 'addons',
+      MQTT_PASSWORD: 'secret',
+    });
+    expect(result.ok && result.settings).toMatchObject({ username: undefined, password: undefined, login: 'none' });
+  });
+
+  it("uses the user's own login with the Supervisor's broker address when url is empty (issue 13)", () => {
+    // The add-on's run script leaves MQTT_USERNAME/MQTT_PASSWORD out when mqtt.username is set; even if they were
+    // there, the user's login wins.
+    for (const env of [
+      { MQTT_URL: 'mqtt://core-mosquitto:1883' },
+      { MQTT_URL: 'mqtt://core-mosquitto:1883', MQTT_USERNAME: 'addons', MQTT_PASSWORD: 'secret' },
+    ]) {
+      const result = resolveMqttSettings(mqttConfig({ url: '', username: 'me', password: 'mine' }), env);
+      expect(result.ok && result.settings).toMatchObject({
+        url: 'mqtt://core-mosquitto:1883',
+        username: 'me',
+        password: 'mine',
+        source: 'environment',
+        login: 'config',
+      });
+    }
+  });
+
+  it("a password alone is no login: the Supervisor's login is used", () => {
+    const result = resolveMqttSettings(mqttConfig({ password: 'orphan' }), {
+      MQTT_URL: 'mqtt://core-mosquitto:1883',
+      MQTT_USERNAME: 'addons',
+      MQTT_PASSWORD: 'secret',
+    });
+    expect(result.ok && result.settings).toMatchObject({
+      username: 'addons',
+      password: 'secret',
+      login: 'environment',
     });
   });
 
@@ -37,6 +78,7 @@ describe('resolveMqttSettings', () => {
       username: 'addons',
       password: 'secret',
       source: 'environment',
+      login: 'environment',
     });
   });
 

@@ -18,6 +18,7 @@ import { createHttpApp } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { type BambuSimulator, startBambuSimulator } from '../../src/simulators/bambu.js';
 import { testService } from '../helpers.js';
+import { requireTool } from '../requirements.js';
 import { type DaemonProcess, getJson, startDaemonProcess, waitFor, writeConfig } from './daemon-process.js';
 
 const REFUSED = 'the statistics database refuses writes; keeping events in memory until it accepts them again';
@@ -166,14 +167,20 @@ describe('database unable to grow', () => {
   });
 
   const mountRoot = join(tmpdir(), `pstats-tmpfs-${process.pid}`);
-  let mounted = false;
-  try {
-    mkdirSync(mountRoot, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountRoot], { stdio: 'ignore' });
-    mounted = true;
-  } catch {
-    rmSync(mountRoot, { recursive: true, force: true });
-  }
+  const mounted = requireTool(
+    'a tmpfs mount',
+    () => {
+      try {
+        mkdirSync(mountRoot, { recursive: true });
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountRoot], { stdio: 'ignore' });
+        return true;
+      } catch (error) {
+        rmSync(mountRoot, { recursive: true, force: true });
+        return { ok: false, reason: `mount -t tmpfs failed: ${(error as Error).message.split('\n')[0]}` };
+      }
+    },
+    'run as root',
+  );
   afterAll(() => {
     if (!mounted) return;
     execFileSync('umount', ['-l', mountRoot], { stdio: 'ignore' });

@@ -9,6 +9,7 @@ import {
   type BambuSimulator,
   type BambuSimulatorOptions,
   CANCEL_PRINT_ERROR,
+  SCENARIOS,
   startBambuSimulator,
 } from '../../src/simulators/bambu.js';
 
@@ -124,6 +125,10 @@ describe('Bambu Lab simulator', () => {
     ['X1C', 'X1C'],
     ['P1S', 'P1S'],
     ['A1', 'A1'],
+    ['P2S', 'P2S'],
+    ['H2S', 'H2S'],
+    ['X2D', 'X2D'],
+    ['A2L', 'A2L'],
   ] as const)('%s: answers get_version so the bridge finds model %s', async (model, expected) => {
     const s = await sim({ model });
     const c = await session(s);
@@ -170,6 +175,102 @@ describe('Bambu Lab simulator', () => {
     expect(cancelAt).toBeGreaterThan(-1);
     expect(failedAt).toBeGreaterThan(cancelAt);
     expect(resetAt).toBeGreaterThan(cancelAt);
+  });
+
+  it('P2S: cancels as the real one does: FAILED with print_error 0, the code (and "16396") 4.6 s later, then reset', async () => {
+    const s = await sim({ model: 'P2S', serial: '22E00A000000001' });
+    const c = await session(s);
+    s.startJob({ seconds: 1000 });
+    await until(() => s.state() === 'RUNNING');
+    s.cancelJob();
+    await until(() => prints(c.messages).some((p) => p.print_error === 0 && p.mc_print_error_code === '0'));
+    const states = prints(c.messages)
+      .filter((p) => p.gcode_state !== undefined || p.print_error !== undefined)
+      .map((p) => [p.gcode_state ?? null, p.print_error ?? null, p.mc_print_error_code ?? null, p.fail_reason ?? null]);
+    const failedAt = states.findIndex(([st]) => st === 'FAILED');
+    const codeAt = states.findIndex(([, e]) => e === CANCEL_PRINT_ERROR);
+    expect(failedAt).toBeGreaterThan(-1);
+    expect(codeAt).toBeGreaterThan(failedAt);
+    expect(states[codeAt]).toEqual([null, CANCEL_PRINT_ERROR, '16396', '50348044']);
+    // fail_reason keeps the code after the reset (H2C's real report).
+    expect(s.printer.fields).toMatchObject({ print_error: 0, fail_reason: '50348044', gcode_state: 'FAILED' });
+    expect(s.counts).toMatchObject({ started: 1, cancelled: 1 });
+  });
+
+  it('A1: cancels with the bare code first, twice, then FAILED', async () => {
+    const s = await sim({ model: 'A1', serial: '03900A000000001' });
+    const raw: string[] = [];
+    const c = await session(s);
+    c.client.on('message', (_t, p) => raw.push(p.toString('utf8')));
+    s.startJob({ seconds: 1000 });
+    await until(() => s.state() === 'RUNNING');
+    s.cancelJob();
+    await until(() => raw.some((r) => r.includes('"gcode_state":"FAILED"')));
+    const bare = raw.filter((r) => r === '{"print":{"print_error":50348044}}');
+    expect(bare).toHaveLength(2);
+    const failed = raw.findIndex((r) => r.includes('"gcode_state":"FAILED"'));
+    expect(raw.lastIndexOf(bare[1] as string)).toBeLessThan(failed);
+  });
+
+  it('acks Bambu Studio’s project_file with sequence_id "20001" every time', async () => {
+    const s = await sim();
+    const c = await session(s);
+    s.simulateProjectFile({ seconds: 100 });
+    await until(() => s.state() === 'FINISH');
+    s.simulateProjectFile({ seconds: 100 });
+    await until(() => prints(c.messages).filter((p) => p.command === 'project_file').length === 2);
+    const acks = prints(c.messages).filter((p) => p.command === 'project_file');
+    expect(acks.map((a) => a.sequence_id)).toEqual(['20001', '20001']);
+    expect(parseReport(JSON.stringify({ print: acks[0] }))).toMatchObject({
+      kind: 'ack',
+      fileType: '3mf',
+      success: true,
+    });
+    expect(s.counts.uploads).toBe(2);
+  });
+
+  it('powers on through INIT; ignores pushall and get_version when told to (cloud-mode firmware)', async () => {
+    const s = await sim({ initialState: 'INIT', bootSeconds: 20, ignoreRequests: true });
+    expect(s.state()).toBe('INIT');
+    const c = await session(s);
+    c.request({ pushing: { sequence_id: '0', command: 'pushall' } });
+    c.request({ info: { sequence_id: '0', command: 'get_version' } });
+    await until(() => s.state() === 'IDLE');
+    await until(() => prints(c.messages).some((p) => p.gcode_state === 'IDLE'));
+    expect(s.stats).toMatchObject({ pushall: 1, getVersion: 1 });
+    expect(prints(c.messages).every((p) => p.msg === 1)).toBe(true);
+    expect(c.messages.some((m) => m.info !== undefined)).toBe(false);
+  });
+
+  it('keeps HMS entries from before across jobs; a failure’s entry clears when the next job starts', async () => {
+    const old = { attr: 83887616, code: 131184, ts_boot: 33429, ts_unix: '20260708111841' };
+    const s = await sim({ hms: [old] });
+    s.startJob({ seconds: 100, outcome: 'fail' });
+    await until(() => s.state() === 'FAILED');
+    expect(s.printer.fields.hms).toEqual([old, { attr: 50331904, code: 65543 }]);
+    s.startJob({ seconds: 100 });
+    expect(s.printer.fields.hms).toEqual([old]);
+    await until(() => s.state() === 'FINISH');
+    expect(s.printer.fields.hms).toEqual([old]);
+  });
+
+  it('runs calibrations under print_type "system" with firmware G-code, not counted as jobs', async () => {
+    const s = await sim();
+    const c = await session(s);
+    s.startJob({ system: true, seconds: 100 });
+    expect(s.printer.fields).toMatchObject({ gcode_state: 'RUNNING', print_type: 'system' });
+    await until(() => s.state() === 'FINISH');
+    await until(() => prints(c.messages).some((p) => p.gcode_state === 'FINISH'));
+    expect(prints(c.messages).find((p) => p.gcode_state === 'RUNNING')).toMatchObject({ print_type: 'system' });
+    expect(s.counts).toMatchObject({ started: 0, systemRuns: 1, finished: 0 });
+  });
+
+  it('runs each scripted scenario of issue 12 to its end', async () => {
+    const s = await sim({ speed: 400, tickMs: 20 });
+    for (const name of Object.keys(SCENARIOS) as (keyof typeof SCENARIOS)[]) await s.runScenario(name);
+    expect(s.state()).toMatch(/^(FINISH|IDLE)$/);
+    // cancel 1, slicer 3, outage 2, ignores 1, hms 2, power cut 2, system 1 (+2 calibrations).
+    expect(s.counts).toMatchObject({ started: 12, systemRuns: 2, finished: 10, cancelled: 1, uploads: 3 });
   });
 
   it('echoes print commands as acks and acts on them', async () => {
@@ -234,7 +335,8 @@ describe('Bambu Lab simulator', () => {
     await until(() => raw.some((r) => r.includes('project_file')));
     const ack = JSON.parse(raw.find((r) => r.includes('project_file')) as string) as Json;
     expect(parseReport(JSON.stringify(ack))).toMatchObject({ kind: 'ack', command: 'project_file', fileType: 'gcode' });
-    expect(raw[0]).toBe('{"print":{"print_error":50348044}}');
+    // A tick's delta may come first.
+    expect(raw).toContain('{"print":{"print_error":50348044}}');
     await until(() => s.state() !== 'IDLE');
   });
 

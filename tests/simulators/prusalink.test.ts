@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type PrusaLinkSimulator,
@@ -39,7 +40,7 @@ describe('PrusaLink simulator', () => {
     expect(res.headers.get('www-authenticate')).toMatch(
       /^Digest realm="Printer API", nonce="[0-9a-f]{16}", stale=false$/,
     );
-    expect(await res.json()).toEqual({ title: '401: Unauthorized', message: '' });
+    expect(await res.text()).toBe('{"title": "401: Unauthorized","message":""}');
     const plain = await fetch(`${s.url}/api/v1/status`);
     expect(await plain.text()).toBe('401: Unauthorized\n\n\n');
   });
@@ -129,7 +130,8 @@ describe('PrusaLink simulator', () => {
     const s = await sim();
     const listing = (await api(s, '/api/v1/files/usb/')).json();
     expect(listing).toMatchObject({ type: 'FOLDER', name: 'usb' });
-    expect(listing['children']).toHaveLength(2);
+    // Two files and the Parts folder.
+    expect(listing['children']).toHaveLength(3);
     const put = (name: string, body: string, headers: Record<string, string> = {}) =>
       api(s, `/api/v1/files/usb/${name}`, { method: 'PUT', body, headers });
     expect((await put('new.bgcode', 'G1')).status).toBe(201);
@@ -137,7 +139,7 @@ describe('PrusaLink simulator', () => {
     expect((await put('new.bgcode', 'G1 X2', { Overwrite: '?1' })).status).toBe(201);
     expect((await put('new.stl', 'solid')).status).toBe(415);
     expect((await put('empty.gcode', '')).status).toBe(501);
-    expect((await api(s, '/api/v1/files/usb')).json()['children']).toHaveLength(3);
+    expect((await api(s, '/api/v1/files/usb')).json()['children']).toHaveLength(4);
     expect((await api(s, '/api/v1/files/nope/')).status).toBe(404);
     expect((await put('go.gcode', 'G28', { 'Print-After-Upload': '?1' })).status).toBe(201);
     expect(s.state).toBe('PRINTING');
@@ -176,7 +178,8 @@ describe('PrusaLink simulator', () => {
     expect(s.jobId).toBe(1);
     await s.reboot({ downMs: 50 });
     expect(s.state).toBe('IDLE');
-    expect(s.startJob()).toBe(1);
+    // The firmware keeps job ids in EEPROM: a reboot does not hand out 1 again.
+    expect(s.startJob()).toBe(2);
     expect((await api(s, '/api/v1/status')).status).toBe(200);
     s.forceState('CALIBRATING');
     expect((await api(s, '/api/v1/status')).json()['printer']['state']).toBe('CALIBRATING');
@@ -202,5 +205,146 @@ describe('PrusaLink simulator', () => {
     expect(
       await Promise.race([pending.then(() => 'settled'), new Promise((r) => setTimeout(() => r('open'), 1000))]),
     ).toBe('settled');
+  });
+});
+
+/** Key paths with value types, in order; arrays by their first element: the shape a parser sees. */
+function shape(value: unknown, path = ''): string[] {
+  if (Array.isArray(value)) return value.length > 0 ? shape(value[0], `${path}[]`) : [`${path}[]`];
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => shape(v, `${path}.${k}`));
+  }
+  return [`${path}:${value === null ? 'null' : typeof value}`];
+}
+const fixtureBody = (server: 'buddy' | 'prusa-link', name: string) =>
+  readFileSync(new URL(`../fixtures/prusalink/${server}/${name}.json`, import.meta.url), 'utf8');
+
+describe('PrusaLink simulator answers as the firmware does (the shapes of tests/fixtures/prusalink)', () => {
+  it('Buddy: version, status, job, transfer, storage and listings', async () => {
+    const s = await sim({ model: 'MK3.9S' });
+    const same = async (path: string, fixture: string, init?: RequestInit) => {
+      const res = await api(s, path, init);
+      const expected = fixtureBody('buddy', fixture);
+      expect(shape(res.json()), `${path} vs ${fixture}`).toEqual(shape(JSON.parse(expected)));
+      // Compact, as the segmented_json macros write it.
+      expect(res.text).not.toMatch(/": |, "/);
+      return res;
+    };
+    await same('/api/version', 'version-6.5.3-mk39s');
+    expect((await api(s, '/api/version')).json()).toMatchObject({ hostname: 'prusa-mk4', printer: '1.3.10' });
+    await same('/api/v1/status', 'status-idle');
+    await same('/api/v1/storage', 'storage');
+    s.startJob({ fileName: 'TabletStand3.bgcode' });
+    const status = await same('/api/v1/status', 'status-printing');
+    expect(status.text).toMatch(/"progress":\d+\.\d{2},/);
+    await same('/api/v1/job', 'job-printing');
+    s.finishJob();
+    s.upload({ name: 'Slicer upload.bgcode', sizeBytes: 2_345_678, durationS: 100 });
+    await same('/api/v1/status', 'status-idle-transfer');
+    await same('/api/v1/transfer', 'transfer');
+    // A file still uploading: read-only, refs without `download`, and no size anywhere in the listing.
+    const uploading = await same('/api/v1/files/usb/', 'listing-usb-uploading');
+    const partial = (uploading.json()['children'] as Record<string, unknown>[]).find((c) => c['ro'] === true);
+    expect(partial).toMatchObject({ type: 'PRINT_FILE', display_name: 'Slicer upload.bgcode' });
+    expect(partial!['refs']).not.toHaveProperty('download');
+    expect(uploading.text).not.toContain('"size"');
+    await same('/api/v1/files/usb/PARTS', 'listing-parts');
+  });
+
+  it('Prusa-Link: version, status, job paths under display names, transfer, storage, listing', async () => {
+    const s = await sim({ flavour: 'rpi' });
+    const same = async (path: string, fixture: string) => {
+      const res = await api(s, path);
+      expect(shape(res.json()), `${path} vs ${fixture}`).toEqual(shape(JSON.parse(fixtureBody('prusa-link', fixture))));
+      // Python's json.dumps separators.
+      expect(res.text).toMatch(/^\{"[a-z_]+": /);
+      return res;
+    };
+    await same('/api/version', 'version');
+    await same('/api/v1/status', 'status-idle');
+    await same('/api/v1/storage', 'storage');
+    s.startJob({ fileName: 'TabletStand3.bgcode' });
+    expect((await api(s, '/api/v1/job')).json()['file']).toMatchObject({
+      path: '/PrusaLink gcodes/TabletStand3.bgcode',
+      display_path: '/PrusaLink gcodes/TabletStand3.bgcode',
+    });
+    s.finishJob();
+    s.upload({ name: 'Upload.gcode', sizeBytes: 12_000, durationS: 100, print: true });
+    const transfer = await same('/api/v1/status', 'status-idle-transfer');
+    expect(transfer.json()['transfer']).toHaveProperty('data_transferred');
+    await same('/api/v1/transfer', 'transfer');
+    // Prusa-Link hides a file being uploaded (`.name.part`).
+    const listing = (await api(s, '/api/v1/files/local')).json();
+    expect(listing['children'].map((c: { name: string }) => c.name)).not.toContain('Upload.gcode');
+    s.startJob({ storage: 'sdcard', fileName: 'BENCHY~1.GCO' });
+    expect((await api(s, '/api/v1/job')).json()['file']).toMatchObject({ path: '/SD Card/BENCHY~1.GCO' });
+  });
+
+  it('runs an upload on simulated time, Print-After-Upload starting the job; an abort leaves nothing', async () => {
+    const s = await sim({ speed: 1000 });
+    s.upload({ name: 'Done.bgcode', sizeBytes: 1000, durationS: 50, print: true });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.state).toBe('PRINTING');
+    expect((await api(s, '/api/v1/job')).json()['file']).toMatchObject({ display_name: 'Done.bgcode', size: 1000 });
+    s.finishJob();
+    s.upload({ name: 'Gone.bgcode', sizeBytes: 1000, durationS: 50, abortAt: 0.5 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await api(s, '/api/v1/transfer')).status).toBe(204);
+    const names = (await api(s, '/api/v1/files/usb/'))
+      .json()
+      ['children'].map((c: { display_name: string }) => c.display_name);
+    expect(names).toContain('Done.bgcode');
+    expect(names).not.toContain('Gone.bgcode');
+  });
+
+  it('lists a missing USB stick as an empty folder and says so in /api/v1/storage', async () => {
+    const s = await sim();
+    s.setUsb(null);
+    expect((await api(s, '/api/v1/files/usb/')).text).toBe(fixtureBody('buddy', 'listing-usb-missing'));
+    expect((await api(s, '/api/v1/storage')).text).toBe(fixtureBody('buddy', 'storage-no-usb'));
+    s.setUsb([{ name: 'Stick clip.bgcode' }]);
+    const listing = (await api(s, '/api/v1/files/usb/')).json();
+    expect(listing['children'].map((c: { display_name: string }) => c.display_name)).toEqual(['Stick clip.bgcode']);
+  });
+
+  it('shows ATTENTION without a job on an idle printer, and power-panic recovery with the same job', async () => {
+    const s = await sim({ speed: 100 });
+    s.idleAttention(true);
+    const idle = (await api(s, '/api/v1/status')).json();
+    expect(idle['printer']['state']).toBe('ATTENTION');
+    expect(idle['job']).toBeUndefined();
+    s.idleAttention(false);
+    const id = s.startJob({ durationS: 100_000 });
+    await s.powerPanic({ downMs: 50, busyS: 2 });
+    const busy = (await api(s, '/api/v1/status')).json();
+    expect(busy['printer']['state']).toBe('BUSY');
+    expect(busy['job']).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 60));
+    const awaiting = (await api(s, '/api/v1/status')).json();
+    expect(awaiting).toMatchObject({ printer: { state: 'ATTENTION' }, job: { id } });
+    s.resumeJob();
+    expect((await api(s, '/api/v1/status')).json()).toMatchObject({ printer: { state: 'PRINTING' }, job: { id } });
+  });
+
+  it('old firmware (4.6.4) answers 404 on /api/v1/status; Prusa-Link may not know its printer yet', async () => {
+    const old = await sim({ firmware: '4.6.4' });
+    const res = await api(old, '/api/v1/status');
+    expect(res.status).toBe(404);
+    expect(res.text).toBe('{"title": "404: Not Found","message":""}');
+    expect((await api(old, '/api/version')).json()).toMatchObject({ hostname: 'PrusaMK4' });
+    expect((await api(old, '/api/version')).json()['printer']).toBeUndefined();
+    expect((await api(old, '/api/job')).text).toBe('{"state":"Operational","job": null,"progress": null}');
+    const rpi = await sim({ flavour: 'rpi', unknownPrinterTypeS: 1, speed: 20 });
+    expect((await api(rpi, '/api/version')).json()).toMatchObject({ original: 'Unknown printer type', firmware: null });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await api(rpi, '/api/version')).json()['original']).toBe('PrusaLink I3MK3S');
+  });
+
+  it('is unreachable while told so: connections reset', async () => {
+    const s = await sim();
+    s.setReachable(false);
+    await expect(fetch(`${s.url}/api/version`)).rejects.toThrow();
+    s.setReachable(true);
+    expect((await api(s, '/api/version')).status).toBe(200);
   });
 });

@@ -6,18 +6,15 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireTool } from '../requirements.js';
 import { INGRESS_PREFIX, type IngressProxy, startIngressProxy, startTestDaemon, type TestDaemon } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
+const HAVE_CHROMIUM = requireTool(CHROMIUM, () => existsSync(CHROMIUM), 'apt-get install -y chromium');
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'ui');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 360, height: 740 };
-
-if (!HAVE_CHROMIUM) {
-  console.warn(`tests/ui skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-}
 
 let browser: Browser;
 let quiet: TestDaemon; // seeded history, no printers: deterministic numbers
@@ -314,6 +311,54 @@ describe.skipIf(!HAVE_CHROMIUM)('ingress UI in Chromium', { timeout: 60_000 }, (
       await expect.poll(reading, { timeout: 15_000, interval: 500 }).not.toBe(first);
       expect(navigations).toBe(0);
       await screenshot(page, 'desktop-light-live');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('records a diagnostic capture from a printer card: 10 minutes, a countdown, then a download', async () => {
+    const { page, errors, close } = await open(`${live.base}/`);
+    try {
+      const card = page.locator('.printer[data-printer-id="workshop_x1c"]');
+      const start = card.getByRole('button', { name: 'Record a diagnostic capture of Workshop X1C' });
+      await start.waitFor({ timeout: 15_000 });
+      // One sentence says what is removed before anything is saved.
+      expect(await card.locator('.capture-note').textContent()).toMatch(
+        /^For a bug report: records 10 minutes of what this printer sends\. Serials, access codes, passwords, .* file and job names are replaced before anything is saved\.$/,
+      );
+      const posted = page.waitForRequest(
+        (r) => r.method() === 'POST' && r.url().endsWith('/printers/workshop_x1c/capture'),
+      );
+      await dismissMessages(page);
+      await start.click();
+      expect((await posted).postDataJSON()).toEqual({ minutes: 10 });
+      const status = card.locator('.capture-status');
+      await expect.poll(() => status.textContent()).toMatch(/^Recording: (10:00|9:5\d) left \(\d+ lines so far\)\.$/);
+      const first = await status.textContent();
+      // The countdown moves by itself.
+      await expect.poll(() => status.textContent(), { timeout: 5000 }).not.toBe(first);
+      expect(await card.locator('.capture-start').isHidden()).toBe(true);
+      expect(live.daemon.core?.captures.status('workshop_x1c')).toMatchObject({ state: 'recording', minutes: 10 });
+      await screenshot(page, 'desktop-light-capture-recording', false);
+
+      // Stopped early (waiting ten minutes is the daemon's test, not this one's): the download is offered.
+      await dismissMessages(page);
+      await card.getByRole('button', { name: 'Stop recording' }).click();
+      const download = card.getByRole('button', { name: 'Download capture' });
+      await download.waitFor();
+      expect(await status.textContent()).toMatch(/^Capture ready: \d+ lines, \d+ events recorded meanwhile\.$/);
+      const saved = page.waitForEvent('download');
+      await dismissMessages(page);
+      await download.click();
+      const file = await saved;
+      expect(file.suggestedFilename()).toMatch(/^printernizer-capture-workshop_x1c-\d{8}T\d{6}Z\.jsonl$/);
+      const text = readFileSync((await file.path())!, 'utf8');
+      const header = JSON.parse(text.split('\n')[0]!) as Record<string, unknown>;
+      expect(header).toMatchObject({ format: 'printernizer-capture', printer_type: 'bambu_lab', session: 'joined' });
+      expect(text).not.toContain('00M00A000000001');
+      expect(text).not.toContain('test1234');
+      expect(await card.locator('.capture-start').isVisible()).toBe(true);
       expect(errors).toEqual([]);
     } finally {
       await close();

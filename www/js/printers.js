@@ -8,16 +8,18 @@ export class PrinterList {
   /**
    * @param {HTMLUListElement} list
    * @param {HTMLElement} announcer
+   * @param {(item: HTMLLIElement, printer: object) => void} [decorate] adds to each card after it is filled (captures)
    */
-  constructor(list, announcer) {
+  constructor(list, announcer, decorate) {
     this.list = list;
     this.announcer = announcer;
+    this.decorate = decorate;
     /** @type {Map<string, {item: HTMLLIElement, said: string}>} */
     this.items = new Map();
     this.rendered = false;
   }
 
-  /** @param {{id: string, name: string, type: string, model: string, online: boolean, state: string|null, progress: number|null, remaining_minutes: number|null, problem: string|null}[]} printers */
+  /** @param {{id: string, name: string, type: string, model: string, online: boolean, state: string|null, progress: number|null, remaining_minutes: number|null, problem: string|null, rejected?: boolean}[]} printers */
   update(printers) {
     if (printers.length === 0) {
       this.items.clear();
@@ -38,6 +40,7 @@ export class PrinterList {
         this.items.set(printer.id, entry);
       }
       const said = this.fill(entry.item, printer);
+      this.decorate?.(entry.item, printer);
       if (this.rendered && entry.said && said !== entry.said) changes.push(`${printer.name}: ${said}`);
       entry.said = said;
     }
@@ -80,7 +83,9 @@ export class PrinterList {
 
   /** Fills one item; returns what a screen reader should hear when it changes (online and state). */
   fill(item, printer) {
+    if (printer.rejected) return this.fillRejected(item, printer);
     const q = (selector) => item.querySelector(selector);
+    delete item.dataset.rejected;
     q('.printer-name').textContent = printer.name;
     q('.printer-model').textContent = `${printerTypeLabel(printer.type)} ${printer.model}`;
     const online = q('.printer-online');
@@ -109,6 +114,31 @@ export class PrinterList {
     problem.hidden = !printer.problem;
     problem.textContent = printer.problem ?? '';
     return `${printer.online ? 'online' : 'offline'}, ${state}`;
+  }
+
+  /**
+   * A printer the daemon left out because of its configuration (issue 13): the reason and where to fix it, instead
+   * of a printer that looks merely offline.
+   */
+  fillRejected(item, printer) {
+    const q = (selector) => item.querySelector(selector);
+    item.dataset.rejected = 'true';
+    item.dataset.state = 'rejected';
+    q('.printer-name').textContent = printer.name;
+    q('.printer-model').textContent = printer.type ? printerTypeLabel(printer.type) : 'Unknown type';
+    const badge = q('.printer-online');
+    badge.textContent = 'Not started';
+    badge.dataset.online = 'false';
+    q('.state-text').textContent = 'Configuration problem';
+    q('.progress').hidden = true;
+    const text = q('.printer-progress');
+    text.hidden = false;
+    text.textContent = "Fix it on the add-on's Configuration tab (or in options.json), then restart.";
+    const problem = q('.printer-problem');
+    problem.hidden = false;
+    // The badge already says it.
+    problem.textContent = (printer.problem ?? '').replace(/^Not started: /, '');
+    return 'not started, configuration problem';
   }
 }
 

@@ -4,7 +4,12 @@
  */
 import type { PrinterModel } from '../../stats/events.js';
 
-/** Serial prefixes (first three characters), as Bambu Studio's printer profiles and several clients list them. */
+/**
+ * Serial prefixes (first three characters), as Bambu Studio's printer profiles and several clients list them
+ * (ha-bambulab scripts/update_error_text.py `_DEVICE_TYPES`); X2D `20P` and A2L `26A` as issue 12 names them. A
+ * printer that never answers get_version (cloud-mode P1 firmware, ha-bambulab #530, Bambu Studio #4154) is known by
+ * this alone.
+ */
 const SERIAL_PREFIXES: Readonly<Record<string, PrinterModel>> = {
   '00W': 'X1',
   '00M': 'X1C',
@@ -18,6 +23,8 @@ const SERIAL_PREFIXES: Readonly<Record<string, PrinterModel>> = {
   '094': 'H2D',
   '239': 'H2D',
   '31B': 'H2C',
+  '20P': 'X2D',
+  '26A': 'A2L',
 };
 
 /** Internal project codes (`project_name` of the ota/esp32 modules on P1 and A1, which have no product_name). */
@@ -32,7 +39,12 @@ const PROJECT_CODES: Readonly<Record<string, PrinterModel>> = {
   N7: 'P2S',
 };
 
-/** `product_name` of module `ota`, lower-cased without the "Bambu Lab " prefix. */
+/**
+ * `product_name` of module `ota`, lower-cased without the "Bambu Lab " prefix: the names in the real get_version
+ * replies of ha-bambulab's MOCK-*.json fixtures (X1-Carbon, P1P, P2S, H2C, H2D, H2S, X2D, A2L) and ha-bambulab
+ * pybambu/utils.py `get_printer_type` (A1, A1 mini, P1S, H2D Pro). The H2D Pro is an H2D variant the model list does
+ * not tell apart.
+ */
 const PRODUCT_NAMES: Readonly<Record<string, PrinterModel>> = {
   'x1-carbon': 'X1C',
   'x1 carbon': 'X1C',
@@ -49,6 +61,8 @@ const PRODUCT_NAMES: Readonly<Record<string, PrinterModel>> = {
   'h2d pro': 'H2D',
   h2s: 'H2S',
   h2c: 'H2C',
+  x2d: 'X2D',
+  a2l: 'A2L',
 };
 
 export function modelFromSerial(serial: string): PrinterModel {

@@ -8,11 +8,17 @@
  */
 import { z } from 'zod';
 import type { FileType, PrinterModel } from '../../stats/events.js';
-import type { JobObservation, JobState } from '../types.js';
+import type { JobObservation, JobState, LiveStatus } from '../types.js';
 import { modelFromVersionModules } from './model.js';
 
-/** `print_error` 0x0300400C "The task was canceled": transient, reset to 0 a few seconds later (ha-bambulab). */
+/**
+ * `print_error` 0x0300400C "The task was canceled". A transient signal: a printer sends it once (A1, sometimes twice,
+ * before FAILED; P2S and H2S seconds after FAILED) and resets it to 0 a few seconds later (ha-bambulab
+ * pybambu/models.py `PrintJob.print_update`: "A couple of seconds later print_error will be reset to zero").
+ */
 export const CANCEL_PRINT_ERROR = 50348044;
+/** `mc_print_error_code` carries the low half of the cancel code as a decimal string (real P2S capture, snapcon). */
+export const CANCEL_MC_ERROR_CODE = '16396';
 
 /** A real full X1 report is about 25 kB; anything this large is not a printer report and is not even parsed. */
 export const DEFAULT_MAX_REPORT_BYTES = 1024 * 1024;
@@ -55,6 +61,7 @@ const printFieldsSchema = z.object({
   print_error: numeric,
   fail_reason: text,
   mc_print_error_code: text,
+  print_type: text,
   hms: hmsList,
   msg: numeric,
   sequence_id: text,
@@ -72,7 +79,10 @@ export type PrintFields = z.infer<typeof printFieldsSchema>;
 export type BambuPrintState = Omit<PrintFields, 'msg' | 'sequence_id'>;
 
 export type ParsedReport =
-  /** `print.command === "push_status"`: state, full (msg 0) or delta (msg 1). */
+  /**
+   * `print.command === "push_status"`: state. `full` for a full report (msg 0: a pushall answer or a periodic full
+   * push; or, on firmware that sends no `msg` at all such as the H2D, a report as large as a full one).
+   */
   | { kind: 'status'; full: boolean; fields: PrintFields }
   /** A command acknowledgement under `print` (project_file, pause, ...): not state. */
   | { kind: 'ack'; command: string; sequenceId: string | null; success: boolean; fileType: FileType | null }
@@ -88,13 +98,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Without `msg` (the H2D's full report has none), a report with at least this many keys is a full one: real full
+ * reports carry 60 to 100 (P1P 63, A1 64, H2D 97), real deltas a handful.
+ */
+const FULL_REPORT_MIN_KEYS = 40;
+
 /** Parse one payload. Never throws. */
 export function parseReport(payload: Buffer | string, maxBytes = DEFAULT_MAX_REPORT_BYTES): ParsedReport {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   if (size > maxBytes) return { kind: 'malformed', reason: 'oversized' };
+  return parseReportText(typeof payload === 'string' ? payload : payload.toString('utf8'));
+}
+
+/** Parse a payload already decoded (its size checked by the caller). Never throws. */
+export function parseReportText(text: string): ParsedReport {
   let body: unknown;
   try {
-    body = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+    body = JSON.parse(text);
   } catch {
     return { kind: 'malformed', reason: 'not_json' };
   }
@@ -108,7 +129,8 @@ export function parseReport(payload: Buffer | string, maxBytes = DEFAULT_MAX_REP
     // {"print": {"print_error": 50348044}} (ha-bambulab models.py). Acks always echo their command.
     if (command === 'push_status' || command === undefined) {
       const fields = printFieldsSchema.parse(print);
-      return { kind: 'status', full: fields.msg === 0, fields };
+      const full = fields.msg === 0 || (fields.msg === undefined && Object.keys(print).length >= FULL_REPORT_MIN_KEYS);
+      return { kind: 'status', full, fields };
     }
     if (typeof command !== 'string') return { kind: 'malformed', reason: 'bad_print' };
     return parseAck(command, print);
@@ -153,18 +175,23 @@ export function projectFileType(print: Record<string, unknown>): FileType {
   return '3mf';
 }
 
+/**
+ * gcode_state words to the common JobState. A job is PREPARE, SLICING, RUNNING or PAUSE: the states Bambu Studio
+ * itself treats as printing (src/slic3r/GUI/DeviceManager.cpp `MachineObject::is_in_printing_status`). INIT is the
+ * printer starting up (PROTOCOLS.md A3), not a job: it is `unknown`, like the power-on `""` (ha-bambulab PR #197), so
+ * it neither starts nor ends one.
+ */
 const GCODE_STATES: Readonly<Record<string, JobState>> = {
   IDLE: 'idle',
   PREPARE: 'preparing',
   SLICING: 'preparing',
-  INIT: 'preparing',
   RUNNING: 'printing',
   PAUSE: 'paused',
   FINISH: 'finished',
   FAILED: 'failed',
 };
 
-/** gcode_state to the common JobState; "", OFFLINE, UNKNOWN and anything new are `unknown` and change nothing. */
+/** gcode_state to the common JobState; "", INIT, OFFLINE, UNKNOWN and anything new are `unknown` and change nothing. */
 export function jobStateOf(gcodeState: string | undefined): JobState {
   if (!gcodeState) return 'unknown';
   return GCODE_STATES[gcodeState.toUpperCase()] ?? 'unknown';
@@ -194,16 +221,28 @@ function validId(id: string | undefined): id is string {
 
 /**
  * One printer's merged report state plus the bookkeeping that turns it into observations. Survives reconnects: a
- * P1 sends only deltas and may not be asked for a full report again for five minutes.
+ * P1 sends only deltas, so what it said before the link dropped is still the latest word until it says otherwise.
  */
 export class BambuReportState {
   readonly fields: BambuPrintState = {};
   /** The job identity the printer still showed while idle: the previous job's, not the next one's. */
   private staleKey: string | null = null;
   private previous: JobState = 'unknown';
+  /**
+   * The last report of the running job still showed the cancel code in `fail_reason`: a leftover of an earlier cancel
+   * that the firmware keeps in every full report (H2C's real FAILED report still carries it), not this job's.
+   */
+  private staleFailReason = false;
+  private starts = 0;
+
+  /** How many times the printer went from anything else into a job state (PREPARE, SLICING, RUNNING, PAUSE). */
+  get jobStarts(): number {
+    return this.starts;
+  }
 
   /** Merge a status report and describe the result for the tracker. */
   apply(report: PrintFields): JobObservation {
+    const before = { printError: this.fields.print_error, mcCode: this.fields.mc_print_error_code };
     const state = this.fields as Record<string, unknown>;
     for (const key in report) {
       if (key === 'msg' || key === 'sequence_id') continue;
@@ -212,20 +251,43 @@ export class BambuReportState {
     }
 
     const jobState = jobStateOf(this.fields.gcode_state);
+    const active = ACTIVE_SET.has(jobState);
     const key = this.identity();
     if (IDLE_SET.has(jobState)) this.staleKey = key;
-    else if (ACTIVE_SET.has(jobState) && IDLE_SET.has(this.previous) && key !== this.staleKey) this.staleKey = null;
+    else if (active && IDLE_SET.has(this.previous) && key !== this.staleKey) this.staleKey = null;
+    if (active && !ACTIVE_SET.has(this.previous)) this.starts++;
+    const failReasonCancel = isCancelFailReason(this.fields.fail_reason);
+    if (active) this.staleFailReason = failReasonCancel;
     if (jobState !== 'unknown') this.previous = jobState;
 
-    const observation: JobObservation = {
+    // The cancel signals (PROTOCOLS.md A4). print_error 0x0300400C and mc_print_error_code "16396" are transient: a
+    // cancel when they appear (ha-bambulab counts print_error only when it changes from 0), so the same value carried
+    // on in later reports is not a second cancel and never marks the next job. fail_reason keeps the code long after
+    // (the real H2C full report is FAILED with fail_reason "50348044" and print_error 0), so it counts only in a
+    // FAILED report, and not when the job already showed it while running.
+    const cancelSeen =
+      (report.print_error === CANCEL_PRINT_ERROR && before.printError !== CANCEL_PRINT_ERROR) ||
+      (report.mc_print_error_code === CANCEL_MC_ERROR_CODE && before.mcCode !== CANCEL_MC_ERROR_CODE) ||
+      (jobState === 'failed' && failReasonCancel && !this.staleFailReason);
+
+    return {
       state: jobState,
       // Ids left over from the previous job (deltas do not always carry the new ones at once) must not name this
       // one, or the tracker would see a job change mid-print.
-      jobKey: ACTIVE_SET.has(jobState) && key !== this.staleKey ? key : null,
-      cancelSeen: isCancel(report),
+      jobKey: active && key !== this.staleKey ? key : null,
+      cancelSeen,
+      // Every error the printer shows now, from the merged state (a P1 delta without `hms` keeps the last list), so
+      // an HMS entry that stays from job to job is one error until it clears.
       errorSlugs: this.errorSlugs(),
+      // print_type "system": a run the printer starts from its own firmware G-code, not a user's print. The real H2S
+      // capture (bambuddy, tap-0938BJ611001133) shows one: gcode_file "/usr/etc/print/O1S/auto_cali_for_user_param
+      // .gcode", RUNNING then FAILED and the cancel code, with no project_file and no file sent; a P1S wire capture
+      // (bambuddy wiki) shows the same for the `calibration` command: IDLE → RUNNING → FINISH under "system". Bambu
+      // Studio tells these apart as calibration (DeviceManager.cpp `is_in_calibration`), and bambuddy stopped handling
+      // them as prints (#3081, #3127). Counted, they would add jobs (and cancels) nobody printed, so the tracker
+      // follows them (their end is not mistaken for a user job's) and never counts them.
+      systemJob: active && this.fields.print_type?.toLowerCase() === 'system',
     };
-    return observation;
   }
 
   /** task, subtask or job id when the printer gives one ("0" for LAN prints). Kept in memory only. */
@@ -248,9 +310,18 @@ export class BambuReportState {
   }
 }
 
-/** The cancel code in this very report (not the merged state): in print_error, or in fail_reason on a P2S. */
-function isCancel(report: PrintFields): boolean {
-  return report.print_error === CANCEL_PRINT_ERROR || report.fail_reason?.includes(String(CANCEL_PRINT_ERROR)) === true;
+/** fail_reason names the cancel code ("50348044" on H2C and P2S, Rdiger-36 PR #137). */
+function isCancelFailReason(failReason: string | undefined): boolean {
+  return failReason?.includes(String(CANCEL_PRINT_ERROR)) === true;
+}
+
+/** What the live state shows of the merged report. */
+export function liveStatus(fields: BambuPrintState): LiveStatus {
+  return {
+    state: snapshotState(fields),
+    progress: snapshotProgress(fields),
+    remaining_minutes: snapshotRemainingMinutes(fields),
+  };
 }
 
 const STATE_WORD = /^[A-Z_]{1,20}$/;

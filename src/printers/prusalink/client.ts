@@ -21,7 +21,21 @@ export interface RequestFailure {
 
 export type GetResult =
   | { ok: true; status: number; body: string; contentType: string | null }
-  | { ok: false; failure: RequestFailure };
+  /** `body`: what the printer answered with its error status (401, 404, 500 ...), when it answered at all. */
+  | { ok: false; failure: RequestFailure; body?: string | null };
+
+/**
+ * What the driver needs from HTTP: one GET at a time. PrusaLinkClient is the real one; a replay of recorded responses
+ * or a test can hand in its own, so the driver runs without a network.
+ */
+export interface PrusaLinkTransport {
+  /** GET `path` (absolute, e.g. `/api/v1/status`). Never throws. */
+  get(path: string, signal?: AbortSignal): Promise<GetResult>;
+  /** Forget authentication state (a printer that comes back has most likely rebooted and forgotten our nonce). */
+  resetAuth?(): void;
+  /** Release sockets. */
+  close?(): void;
+}
 
 export interface PrusaLinkClientOptions {
   /** Bare host (`192.168.1.20`, `prusa.local:8080`) or URL with scheme and port. */
@@ -67,7 +81,7 @@ class TransportError extends Error {
   }
 }
 
-export class PrusaLinkClient {
+export class PrusaLinkClient implements PrusaLinkTransport {
   private readonly base: URL;
   /** Path prefix without a trailing slash ('' for most printers). */
   private readonly basePath: string;
@@ -115,7 +129,7 @@ export class PrusaLinkClient {
       let res = await this.send(uri, deadline.signal);
       if (res.status === 401 && !this.opts.apiKey) {
         const challenge = parseDigestChallenge(header(res.headers, 'www-authenticate'));
-        if (!challenge) return { ok: false, failure: { kind: 'auth', status: 401 } };
+        if (!challenge) return { ok: false, failure: { kind: 'auth', status: 401 }, body: res.body };
         // Retry once with the fresh nonce: the first call of a session, a stale nonce, or a printer that rebooted
         // and forgot ours. Wrong credentials fail the retry too and are reported below.
         this.digest.accept(challenge);
@@ -124,13 +138,15 @@ export class PrusaLinkClient {
           const again = parseDigestChallenge(header(res.headers, 'www-authenticate'));
           if (again) this.digest.accept(again);
           // Retry once only: a server that calls every nonce stale is broken, not refusing us.
-          if (again?.stale) return { ok: false, failure: { kind: 'stale', status: 401 } };
-          return { ok: false, failure: { kind: 'auth', status: 401 } };
+          if (again?.stale) return { ok: false, failure: { kind: 'stale', status: 401 }, body: res.body };
+          return { ok: false, failure: { kind: 'auth', status: 401 }, body: res.body };
         }
       }
-      if (res.status === 401 || res.status === 403) return { ok: false, failure: { kind: 'auth', status: res.status } };
+      if (res.status === 401 || res.status === 403) {
+        return { ok: false, failure: { kind: 'auth', status: res.status }, body: res.body };
+      }
       if (res.body === null) return { ok: false, failure: { kind: 'too_large', status: res.status } };
-      if (res.status >= 400) return { ok: false, failure: { kind: 'http', status: res.status } };
+      if (res.status >= 400) return { ok: false, failure: { kind: 'http', status: res.status }, body: res.body };
       return { ok: true, status: res.status, body: res.body, contentType: header(res.headers, 'content-type') };
     } catch (err) {
       if (signal?.aborted) return { ok: false, failure: { kind: 'aborted' } };

@@ -1,15 +1,29 @@
 /**
  * PrusaLink responses, parsed leniently (PROTOCOLS.md B2/B3): unknown keys are ignored, every field but the few we
- * need is optional and a wrong type in an optional field costs only that field. Then mapped to what the tracker
- * and the snapshot need: a JobObservation, the printer model, and storage/file facts without names leaving here.
+ * need is optional and a wrong type in an optional field costs only that field. Two servers send them: Buddy firmware
+ * (MINI, MK4 family, MK3.5, XL, CORE One; Prusa-Firmware-Buddy lib/WUI) and Prusa-Link on a Raspberry Pi (MK3S,
+ * MK2.5; prusa/link/web). Where they differ, the schema takes both shapes; the quirks are handled in job-state.ts,
+ * files.ts and model.ts.
  */
 import { z } from 'zod';
-import type { PrinterModel } from '../../stats/events.js';
-import type { JobObservation, JobState } from '../types.js';
+import type { JobState } from '../types.js';
 
 const optNumber = z.number().finite().optional().catch(undefined);
 const optString = z.string().optional().catch(undefined);
+const optBoolean = z.boolean().optional().catch(undefined);
+/** Buddy renders some sizes as strings (`"size":"754535"`, transfer_renderer.cpp); Prusa-Link as numbers. */
+const optSize = z
+  .union([
+    z.number().finite(),
+    z
+      .string()
+      .regex(/^\d{1,15}$/)
+      .transform(Number),
+  ])
+  .optional()
+  .catch(undefined);
 
+/** GET /api/version: Buddy basic_gets.cpp get_version; Prusa-Link prusa/link/web/main.py api_version. */
 export const versionSchema = z.object({
   api: z.string(),
   server: optString,
@@ -22,20 +36,36 @@ export const versionSchema = z.object({
 });
 export type PrusaLinkVersion = z.infer<typeof versionSchema>;
 
-const jobIdSchema = z.union([z.number().int(), z.string().regex(/^\d{1,12}$/)]);
+const idSchema = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,12}$/)]);
 
+/** `job` of /api/v1/status (Buddy status_renderer.cpp; Prusa-Link main.py api_status, nulls filtered out). */
 export const statusJobSchema = z.object({
-  id: jobIdSchema,
+  id: idSchema,
   progress: optNumber,
   time_remaining: optNumber,
   time_printing: optNumber,
 });
 
+/**
+ * `transfer` of /api/v1/status, present while a file is being transferred to the printer (an upload from the slicer or
+ * the web page, or a download from Prusa Connect). Buddy (status_renderer.cpp) sends `transferred`, Prusa-Link
+ * (main.py api_status) and the OpenAPI spec `data_transferred`; neither sends the file's name or size here.
+ */
+export const statusTransferSchema = z.object({
+  id: idSchema,
+  time_transferring: optNumber,
+  progress: optNumber,
+  transferred: optNumber,
+  data_transferred: optNumber,
+});
+export type PrusaLinkStatusTransfer = z.infer<typeof statusTransferSchema>;
+
 const storageEntrySchema = z.object({
   path: optString,
   name: optString,
-  read_only: z.boolean().optional().catch(undefined),
+  read_only: optBoolean,
 });
+export type PrusaLinkStorageEntry = z.infer<typeof storageEntrySchema>;
 
 export const statusSchema = z.object({
   // A job without a usable id is as good as none (the tracker keeps the last key).
@@ -45,12 +75,26 @@ export const statusSchema = z.object({
     .union([storageEntrySchema, z.array(storageEntrySchema)])
     .optional()
     .catch(undefined),
+  transfer: statusTransferSchema.optional().catch(undefined),
   printer: z.object({ state: z.string() }),
 });
 export type PrusaLinkStatus = z.infer<typeof statusSchema>;
 
+const refsSchema = z
+  .object({
+    // Absent (not null) on Buddy while the file is still being uploaded (file_info.cpp renderStateV1).
+    download: z.string().nullable().optional().catch(undefined),
+  })
+  .optional()
+  .catch(undefined);
+
+/**
+ * GET /api/v1/job (204 without a job). Buddy (basic_gets.cpp get_job_v1): `name` is the 8.3 short name, `path` its
+ * directory (`/usb`, `/usb/PARTS`). Prusa-Link (main.py job_info): `name` the long name and `path` the WHOLE path under
+ * the storages' display names (`/PrusaLink gcodes/Benchy.gcode`, `/SD Card/BENCHY~1.GCO`), plus `display_path`.
+ */
 export const jobSchema = z.object({
-  id: jobIdSchema,
+  id: idSchema,
   state: optString,
   time_printing: optNumber,
   file: z
@@ -58,26 +102,57 @@ export const jobSchema = z.object({
       name: optString,
       display_name: optString,
       path: optString,
-      size: optNumber,
+      display_path: optString,
+      size: optSize,
+      m_timestamp: optNumber,
     })
     .optional()
     .catch(undefined),
 });
 export type PrusaLinkJob = z.infer<typeof jobSchema>;
 
-const fileEntrySchema = z.object({
+/** GET /api/v1/transfer (204 without a transfer): Buddy transfer_renderer.cpp renderStateV1, Prusa-Link files.py. */
+export const transferSchema = z.object({
+  type: optString,
+  display_name: optString,
+  /** Buddy: the directory of the destination (`/usb`, `/usb/PARTS`); Prusa-Link: always `/local`. */
+  path: optString,
+  size: optSize,
+  progress: optNumber,
+  to_print: optBoolean,
+});
+export type PrusaLinkTransfer = z.infer<typeof transferSchema>;
+
+/** GET /api/v1/storage: Buddy basic_gets.cpp get_storage (`available` = a USB stick is in), Prusa-Link files.py. */
+export const storageListSchema = z.object({
+  storage_list: z.array(
+    z.object({
+      path: optString,
+      name: optString,
+      read_only: optBoolean,
+      available: optBoolean,
+    }),
+  ),
+});
+
+/** One entry of a folder listing, GET /api/v1/files/{storage}/{folder}. Parsed one by one in files.ts. */
+export const listingEntrySchema = z.object({
   name: z.string(),
   display_name: optString,
   type: optString,
-  size: optNumber,
+  ro: optBoolean,
+  size: optSize,
   m_timestamp: optNumber,
+  refs: refsSchema,
 });
+export type PrusaLinkListingEntry = z.infer<typeof listingEntrySchema>;
 
 export const filesListingSchema = z.object({
   // v1 folder listing; the legacy API called it `files`.
   children: z.array(z.unknown()).optional().catch(undefined),
   files: z.array(z.unknown()).optional().catch(undefined),
 });
+export type PrusaLinkListing = z.infer<typeof filesListingSchema>;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false };
 
@@ -93,8 +168,15 @@ export function parseBody<T>(schema: z.ZodType<T>, body: string): ParseResult<T>
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false };
 }
 
-/** printer.state → tracker state; anything unlisted (BUSY, UNKNOWN, new firmware words) changes nothing. */
-export function mapPrinterState(state: string): JobState {
+/**
+ * printer.state → job state, as Buddy's printer_state.cpp and Prusa-Link's state manager use the words:
+ * - ATTENTION is a dialog waiting for the user. During a job (the status carries `job`: Buddy's has_job() is true for
+ *   ATTENTION only while the Printing or PrintPreview dialog is up) it holds the job like a pause; without a job
+ *   (Buddy: a warning while idle, printer_state.cpp get_state; Prusa-Link: a fan error while idle, state_manager.py
+ *   fan_error) it is no job at all and changes nothing.
+ * - BUSY (selftest, preheat, power-panic and crash recovery), UNKNOWN and words not listed change nothing.
+ */
+export function mapPrinterState(state: string, hasJob: boolean): JobState {
   switch (state.toUpperCase()) {
     case 'IDLE':
     case 'READY':
@@ -102,8 +184,9 @@ export function mapPrinterState(state: string): JobState {
     case 'PRINTING':
       return 'printing';
     case 'PAUSED':
-    case 'ATTENTION':
       return 'paused';
+    case 'ATTENTION':
+      return hasJob ? 'paused' : 'unknown';
     case 'FINISHED':
       return 'finished';
     case 'STOPPED':
@@ -115,121 +198,30 @@ export function mapPrinterState(state: string): JobState {
   }
 }
 
-/** The printer's state word for the snapshot: kept only if it looks like a state word. */
+/** The printer's state word for the live state: kept only if it looks like a state word. */
 export function stateWord(state: string): string {
   return /^[A-Za-z_]{1,24}$/.test(state) ? state.toUpperCase() : 'UNKNOWN';
 }
 
-export function jobIdOf(status: PrusaLinkStatus): string | null {
-  return status.job ? String(status.job.id) : null;
-}
-
-export function toJobObservation(status: PrusaLinkStatus, jobKey = jobIdOf(status)): JobObservation {
-  const printing = status.job?.time_printing;
-  return {
-    state: mapPrinterState(status.printer.state),
-    jobKey,
-    printingSeconds: printing !== undefined && printing >= 0 ? Math.round(printing) : null,
-  };
-}
-
-/** Writable storages as listing paths (`usb`, `local`); Buddy's read-only flag is honoured, `sdcard` skipped. */
+/** Writable storages as listing paths (`usb`, `local`); read-only ones (`sdcard`) cannot receive uploads. */
 export function writableStorages(status: PrusaLinkStatus): string[] {
-  const entries = status.storage === undefined ? [] : Array.isArray(status.storage) ? status.storage : [status.storage];
   const names: string[] = [];
-  for (const entry of entries) {
+  for (const entry of storageEntries(status)) {
     if (entry.read_only) continue;
-    const fromPath = (entry.path ?? '').replace(/^\/+|\/+$/g, '');
-    const name = fromPath || entry.name;
-    if (name && /^[A-Za-z0-9_-]{1,32}$/.test(name) && !names.includes(name)) names.push(name);
+    const name = storagePathName(entry);
+    if (name && !names.includes(name)) names.push(name);
   }
   return names;
 }
 
-export interface ListedFile {
-  /** Key for the seen-set, kept in memory only: `/usb/tablet~1.bgc`. */
-  key: string;
-  /** Name to take the file type from (the long one when present); never leaves the driver. */
-  typeName: string;
-  size: number | null;
+/** Every storage the status names, Buddy's single object or Prusa-Link's list alike. */
+export function storageEntries(status: PrusaLinkStatus): PrusaLinkStorageEntry[] {
+  return status.storage === undefined ? [] : Array.isArray(status.storage) ? status.storage : [status.storage];
 }
 
-export function fileKey(dir: string, name: string): string {
-  return `/${dir}/${name}`.replace(/\/+/g, '/').toLowerCase();
-}
-
-/** Print files in a storage listing, folders skipped. Entries that do not parse are skipped one by one. */
-export function listedFiles(storage: string, listing: z.infer<typeof filesListingSchema>): ListedFile[] {
-  const out: ListedFile[] = [];
-  for (const raw of listing.children ?? listing.files ?? []) {
-    const entry = fileEntrySchema.safeParse(raw);
-    if (!entry.success) continue;
-    const type = (entry.data.type ?? '').toUpperCase();
-    if (type === 'FOLDER' || type === 'DIR' || type === 'DIRECTORY') continue;
-    out.push({
-      key: fileKey(storage, entry.data.name),
-      typeName: entry.data.display_name ?? entry.data.name,
-      size: entry.data.size ?? null,
-    });
-  }
-  return out;
-}
-
-/** The job's file, from /api/v1/job, in the same key space as listedFiles. */
-export function jobFile(job: PrusaLinkJob): ListedFile | null {
-  const f = job.file;
-  if (!f?.name) return null;
-  return {
-    key: fileKey(f.path ?? '', f.name),
-    typeName: f.display_name ?? f.name,
-    size: f.size ?? null,
-  };
-}
-
-/** Prusa Connect printer type codes (`"printer": "1.4.0"` in /api/version from Buddy 6.5.x). */
-const PRINTER_TYPE_CODES: Record<string, PrinterModel> = {
-  '1.2.5': 'MK2.5',
-  '1.2.6': 'MK2.5',
-  '1.3.0': 'MK3',
-  '1.3.1': 'MK3S',
-  '1.3.5': 'MK3.5',
-  '1.3.9': 'MK3.9',
-  '1.4.0': 'MK4',
-  '1.4.1': 'MK4S',
-  '2.1.0': 'MINI',
-  '3.1.0': 'XL',
-  '7.1.0': 'CORE One',
-};
-
-/** Ordered: longer names first so MK4S is not read as MK4, CORE One L not as CORE One. */
-const NAME_HINTS: ReadonlyArray<[RegExp, PrinterModel]> = [
-  [/core[\s_-]?one[\s_-]?l\b/, 'CORE One L'],
-  [/core[\s_-]?one/, 'CORE One'],
-  [/mk4s/, 'MK4S'],
-  [/mk4/, 'MK4'],
-  [/mk3[._-]?9/, 'MK3.9'],
-  [/mk3[._-]?5/, 'MK3.5'],
-  [/mk3s/, 'MK3S'],
-  [/mk2[._-]?5/, 'MK2.5'],
-  [/mk3/, 'MK3'],
-  [/mini/, 'MINI'],
-  [/(^|[^a-z])xl([^a-z]|$)|prusaxl/, 'XL'],
-];
-
-function modelFromName(text: string | undefined): PrinterModel | null {
-  if (!text) return null;
-  const lower = text.toLowerCase();
-  for (const [re, model] of NAME_HINTS) if (re.test(lower)) return model;
-  return null;
-}
-
-/**
- * The model from /api/version: the Connect type code when present (Buddy ≥ 6.5.1), then `original`
- * (`PrusaLink I3MK3S` on a Raspberry Pi), then the factory hostname (`prusa-mk4`, `PrusaXL`) as a last hint.
- * The hostname is only matched here, never kept.
- */
-export function modelFromVersion(version: PrusaLinkVersion): PrinterModel {
-  const code = version.printer?.match(/^\d+\.\d+\.\d+/)?.[0];
-  if (code && PRINTER_TYPE_CODES[code]) return PRINTER_TYPE_CODES[code];
-  return modelFromName(version.original) ?? modelFromName(version.hostname) ?? 'other';
+/** `/usb/` → `usb`, `/local` → `local`; null when it is not a plain word (nothing else goes into a request path). */
+export function storagePathName(entry: { path?: string; name?: string }): string | null {
+  const fromPath = (entry.path ?? '').replace(/^\/+|\/+$/g, '');
+  const name = fromPath || entry.name || '';
+  return /^[A-Za-z0-9_-]{1,32}$/.test(name) ? name : null;
 }

@@ -4,72 +4,71 @@ import { generate } from 'selfsigned';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import { BambuDriver } from '../../../src/printers/bambu/driver.js';
+import { ManualClock } from '../../../src/printers/clock.js';
+import type { PrinterUpdate } from '../../../src/printers/types.js';
 import { simulatorCertificate } from '../../../src/simulators/bambu.js';
-import type { EventMetadata, EventType } from '../../../src/stats/events.js';
 import {
   ACCESS_CODE,
+  captureLogger,
   delta,
-  driverFor,
   fullReport,
+  liveRig,
   onCleanup,
+  replayRig,
   simulator,
   sleep,
   versionReply,
   waitFor,
 } from './helpers.js';
 
-function offlineDriver(serial = '00M09A350100123') {
-  const events: { type: EventType; metadata: EventMetadata }[] = [];
-  const driver = new BambuDriver(
-    {
-      id: 'x1',
-      name: 'X1',
-      host: '127.0.0.1',
-      port: 1,
-      serial,
-      accessCode: ACCESS_CODE,
-      tls: true,
-      verifyCertificate: false,
-    },
-    { emit: (type, metadata) => events.push({ type, metadata }), logger: silentLogger() },
-  );
-  return { driver, events, topic: `device/${serial}/report` };
-}
+const TOPIC = 'device/00M09A350100123/report';
 
-describe('BambuDriver report handling (no network)', () => {
+describe('BambuDriver message handling (no network)', () => {
   it('ignores reports on another serial’s topic', () => {
-    const { driver, events } = offlineDriver();
-    driver.handleMessage('device/01S00C999999999/report', fullReport('p1pFinish'));
-    expect(driver.counters).toMatchObject({ foreignReports: 1, reportsHandled: 0 });
-    expect(driver.snapshot().state).toBeNull();
-    expect(events).toEqual([]);
+    const rig = replayRig('00M09A350100123');
+    rig.driver.handleMessage('device/01S00C999999999/report', fullReport('p1pFinish'));
+    expect(rig.driver.counters).toMatchObject({ foreignReports: 1, reportsHandled: 0 });
+    expect(rig.snapshot()).toMatchObject({ state: null, online: false });
+    expect(rig.events).toEqual([]);
+    expect(rig.traffic.filter((t) => t.kind === 'mqtt')).toEqual([]);
   });
 
-  it('counts malformed reports, records one report_unparseable, and keeps working', () => {
-    const { driver, events, topic } = offlineDriver();
+  it('skips malformed reports: one report_unparseable per connection, a notice with the count, and keeps working', () => {
+    const rig = replayRig('00M09A350100123');
     for (const bad of ['{', '{"print":null}', '[1]', JSON.stringify({ print: { pad: 'x'.repeat(2_100_000) } })]) {
-      driver.handleMessage(topic, bad);
+      rig.feed(bad, 1000);
     }
-    driver.handleMessage(topic, fullReport('x1c'));
-    expect(driver.counters).toMatchObject({ malformedReports: 4, reportsHandled: 1 });
-    expect(events.filter((e) => e.type === 'error_occurred')).toEqual([
+    rig.feed(fullReport('x1c'), 2000);
+    expect(rig.driver.counters).toMatchObject({ malformedReports: 4, reportsHandled: 1 });
+    expect(rig.events).toEqual([
+      {
+        type: 'printer_connected',
+        metadata: { printer_type: 'bambu_lab', printer_model: 'X1C', connection: 'mqtt' },
+      },
       {
         type: 'error_occurred',
         metadata: { error_type: 'report_unparseable', component: 'bambu_mqtt', printer_type: 'bambu_lab' },
       },
     ]);
-    expect(driver.snapshot()).toMatchObject({ state: 'FINISH', progress: 100, problem: '4 malformed reports skipped' });
+    expect(rig.snapshot()).toMatchObject({ state: 'FINISH', progress: 100, problem: '4 malformed reports skipped' });
+    // A new connection, a new count.
+    rig.driver.sessionDown('closed');
+    rig.driver.sessionUp();
+    rig.feed('{', 3000);
+    expect(rig.of('error_occurred')).toHaveLength(2);
+    expect(rig.snapshot().problem).toBe('5 malformed reports skipped');
   });
 
   it('takes the model from get_version, the serial prefix until then', () => {
-    const { driver, topic } = offlineDriver('MOCK-A1');
-    expect(driver.snapshot().model).toBe('other');
-    driver.handleMessage(topic, versionReply('a1'));
-    expect(driver.snapshot().model).toBe('A1');
+    const rig = replayRig('MOCK-A1');
+    expect(rig.snapshot().model).toBe('other');
+    rig.feed(versionReply('a1'), 1000);
+    expect(rig.snapshot().model).toBe('A1');
+    expect(rig.driver.printerModel).toBe('A1');
   });
 
-  it('records file_uploaded for a project_file ack once, with the type only', () => {
-    const { driver, events, topic } = offlineDriver();
+  it('records file_uploaded for a project_file ack with the type only, nothing for a refused one', () => {
+    const rig = replayRig('00M09A350100123');
     const ack = JSON.stringify({
       print: {
         command: 'project_file',
@@ -80,36 +79,123 @@ describe('BambuDriver report handling (no network)', () => {
         result: 'success',
       },
     });
-    driver.handleMessage(topic, ack);
-    driver.handleMessage(topic, ack);
-    driver.handleMessage(
-      topic,
-      JSON.stringify({ print: { command: 'project_file', url: 'ftp:///a.gcode', result: 'fail' } }),
-    );
-    expect(events).toEqual([{ type: 'file_uploaded', metadata: { printer_type: 'bambu_lab', file_type: '3mf' } }]);
-    expect(JSON.stringify(driver.snapshot())).not.toContain('secret');
+    rig.feed(ack, 1000);
+    rig.feed(ack, 1001);
+    rig.feed(JSON.stringify({ print: { command: 'project_file', url: 'ftp:///a.gcode', result: 'fail' } }), 2000);
+    expect(rig.of('file_uploaded')).toEqual([
+      { type: 'file_uploaded', metadata: { printer_type: 'bambu_lab', file_type: '3mf' } },
+    ]);
+    expect(JSON.stringify(rig.snapshot())).not.toContain('secret');
+    expect(JSON.stringify(rig.updates)).not.toContain('secret');
   });
 
   it('does not treat an ack as state', () => {
-    const { driver, topic } = offlineDriver();
-    driver.handleMessage(topic, fullReport('a1'));
-    driver.handleMessage(
-      topic,
-      JSON.stringify({ print: { command: 'resume', gcode_state: 'RUNNING', result: 'success' } }),
+    const rig = replayRig('00M09A350100123');
+    rig.feed(fullReport('a1'), 1000);
+    rig.feed(JSON.stringify({ print: { command: 'resume', gcode_state: 'RUNNING', result: 'success' } }), 2000);
+    expect(rig.snapshot().state).toBe('IDLE');
+    rig.feed(delta({ gcode_state: 'RUNNING', mc_percent: 12, mc_remaining_time: 80 }), 3000);
+    expect(rig.snapshot()).toMatchObject({ state: 'RUNNING', progress: 12, remaining_minutes: 80 });
+  });
+
+  it('hands every report-topic message to the traffic tap as received, and the session going up and down', () => {
+    const rig = replayRig('00M09A350100123');
+    const report = fullReport('x1c');
+    rig.feed(report, 1000);
+    rig.feed('not json', 2000);
+    rig.driver.handleMessage(TOPIC, Buffer.from(delta({ bed_temper: 30 })));
+    rig.driver.sessionDown('timeout');
+    const seen = rig.traffic.map((t) =>
+      t.kind === 'mqtt' ? [t.kind, t.payload.slice(0, 12)] : t.kind === 'link' ? [t.kind, t.up] : [t.kind],
     );
-    expect(driver.snapshot().state).toBe('IDLE');
-    driver.handleMessage(topic, delta({ gcode_state: 'RUNNING', mc_percent: 12, mc_remaining_time: 80 }));
-    expect(driver.snapshot()).toMatchObject({ state: 'RUNNING', progress: 12, remaining_minutes: 80 });
+    expect(seen).toEqual([
+      ['link', true],
+      ['mqtt', report.slice(0, 12)],
+      ['mqtt', 'not json'],
+      ['mqtt', '{"print":{"b'],
+      ['link', false],
+    ]);
+    expect(rig.traffic.at(-1)).toEqual({ kind: 'link', up: false, reason: 'timeout' });
+  });
+
+  it('sends observations with the live status, and a problem (never an event) for notices', () => {
+    const rig = replayRig('00M09A350100123');
+    rig.feed(fullReport('x1c', { gcode_state: 'RUNNING', mc_percent: 40, mc_remaining_time: 33 }), 1000);
+    const observation = rig.updates.find((u) => u.kind === 'observation') as Extract<
+      PrinterUpdate,
+      { kind: 'observation' }
+    >;
+    expect(observation.status).toEqual({ state: 'RUNNING', progress: 40, remaining_minutes: 33 });
+    expect(observation.observation).toMatchObject({ state: 'printing', jobKey: 'task:702383065', errorSlugs: [] });
+    expect(rig.updates.map((u) => u.kind)).toEqual(['connected', 'seen', 'observation']);
+  });
+
+  it('watchdog (on the injected clock): offline after 60 s of silence, asked again, online with the next data', () => {
+    const rig = replayRig('00M09A350100123', { timings: { watchdogMs: 60_000 } });
+    rig.feed(fullReport('x1c'), 1000);
+    rig.feed(versionReply('x1c'), 1100);
+    rig.feed(delta({ bed_temper: 30 }), 30_000);
+    rig.at(89_999);
+    expect(rig.snapshot().online).toBe(true);
+    rig.at(90_000);
+    expect(rig.snapshot()).toMatchObject({ online: false, problem: 'no data for 60 s' });
+    rig.feed(delta({ bed_temper: 31 }), 100_000);
+    expect(rig.snapshot()).toMatchObject({ online: true, problem: null });
+    expect(rig.events.map((e) => [e.type, e.metadata.reason ?? null])).toEqual([
+      ['printer_connected', null],
+      ['printer_disconnected', 'timeout'],
+      ['printer_connected', null],
+    ]);
+  });
+
+  it('logs as component bambu under the fleet’s printer id, never the serial', () => {
+    const log = captureLogger();
+    const clock = new ManualClock();
+    const driver = new BambuDriver(
+      {
+        id: 'workshop',
+        host: '127.0.0.1',
+        port: 1,
+        serial: '00M09A350100123',
+        accessCode: ACCESS_CODE,
+        tls: true,
+        verifyCertificate: false,
+      },
+      { update: () => {}, logger: log.logger.child({ printer: 'workshop' }), clock },
+    );
+    driver.sessionUp();
+    driver.handleMessage(TOPIC, '{');
+    driver.handleMessage(TOPIC, versionReply('x1c'));
+    expect(log.lines.length).toBeGreaterThan(0);
+    for (const line of log.lines) expect(line).toMatchObject({ component: 'bambu', printer: 'workshop' });
+    expect(log.text()).not.toContain('00M09A350100123');
+  });
+
+  it('needs no network to be built and stopped', async () => {
+    const driver = new BambuDriver(
+      {
+        id: 'x',
+        host: '127.0.0.1',
+        port: 1,
+        serial: '00M09A350100123',
+        accessCode: ACCESS_CODE,
+        tls: true,
+        verifyCertificate: false,
+      },
+      { update: () => {}, logger: silentLogger(), clock: new ManualClock() },
+    );
+    await driver.stop();
+    expect(driver.counters.connectAttempts).toBe(0);
   });
 });
 
 describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
   it('connects once, asks for version and one full report, and records a finished job', async () => {
     const sim = await simulator({ model: 'X1C', serial: '00M09A350100123' });
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1, 8000, 'printer_connected');
-    expect(d.driver.snapshot()).toMatchObject({ online: true, state: 'IDLE', model: 'X1C', problem: null });
+    expect(d.snapshot()).toMatchObject({ online: true, state: 'IDLE', model: 'X1C', problem: null });
 
     sim.startJob({ seconds: 200 });
     await waitFor(() => d.of('job_completed').length === 1, 8000, 'job_completed');
@@ -125,12 +211,12 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
       droppedForRequestTopic: 0,
     });
     expect(d.driver.counters.malformedReports).toBe(0);
-    expect(d.driver.snapshot()).toMatchObject({ state: 'FINISH', progress: 100 });
+    expect(d.snapshot()).toMatchObject({ state: 'FINISH', progress: 100 });
   });
 
   it('records a cancel as cancelled and a failure as failed with its HMS error', async () => {
     const sim = await simulator({ model: 'P1S', serial: '01P00A123456789' });
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
 
@@ -150,23 +236,23 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
 
   it('records pause/resume as one job and a project_file as an upload', async () => {
     const sim = await simulator({ model: 'A1', serial: '039000000000001' });
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     sim.simulateProjectFile({ fileType: '3mf', seconds: 200 });
     await waitFor(() => sim.state() === 'RUNNING');
     sim.pause();
-    await waitFor(() => d.driver.snapshot().state === 'PAUSE');
+    await waitFor(() => d.snapshot().state === 'PAUSE');
     sim.resume();
     await waitFor(() => d.of('job_completed').length === 1, 8000, 'job_completed');
     expect(d.events.map((e) => e.type)).toEqual(['printer_connected', 'file_uploaded', 'job_created', 'job_completed']);
     expect(d.of('file_uploaded')[0]?.metadata).toEqual({ printer_type: 'bambu_lab', file_type: '3mf' });
-    expect(d.driver.snapshot().model).toBe('A1');
+    expect(d.snapshot().model).toBe('A1');
   });
 
   it('survives the broker closing mid-job: one disconnect, one reconnect, the job counted once', async () => {
     const sim = await simulator();
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     sim.startJob({ seconds: 400 });
@@ -182,31 +268,32 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
       'job_completed',
     ]);
     expect(d.of('printer_disconnected')[0]?.metadata).toMatchObject({ reason: 'closed' });
-    // Never two sessions at once, and no second pushall within five minutes.
-    expect(sim.stats).toMatchObject({ connections: 2, maxConcurrentClients: 1, pushall: 1, getVersion: 2 });
+    // Never two sessions at once; a full report asked for on every session, whatever the pushall rate limit says
+    // (issue 12, Bambu item 3).
+    expect(sim.stats).toMatchObject({ connections: 2, maxConcurrentClients: 1, pushall: 2, getVersion: 2 });
   });
 
   it('stays quiet while the printer is off: one disconnect, retries with backoff, one connect when back', async () => {
     const sim = await simulator();
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     sim.setReachable(false);
     await waitFor(() => d.driver.counters.connectAttempts >= 5, 8000, 'retries');
-    expect(d.driver.snapshot()).toMatchObject({ online: false });
-    expect(d.driver.snapshot().problem).toMatch(/^unreachable/);
+    expect(d.snapshot()).toMatchObject({ online: false });
+    expect(d.snapshot().problem).toMatch(/^unreachable/);
     sim.setReachable(true);
     await waitFor(() => d.of('printer_connected').length === 2, 8000, 'back online');
     expect(d.events.map((e) => e.type)).toEqual(['printer_connected', 'printer_disconnected', 'printer_connected']);
     expect(d.events.filter((e) => e.type === 'error_occurred')).toEqual([]);
-    expect(d.driver.snapshot().problem).toBeNull();
+    expect(d.snapshot().problem).toBeNull();
     const warnings = d.log.lines.filter((l) => l.level >= 40 && /unreachable/.test(l.msg));
     expect(warnings.length).toBeLessThanOrEqual(2);
   });
 
   it('reports a wrong access code as an auth problem once, retrying slowly, with no event storm', async () => {
     const sim = await simulator();
-    const d = driverFor(sim, { accessCode: 'wrong-code', timings: { authRetryMs: 100 } });
+    const d = liveRig(sim, { accessCode: 'wrong-code', timings: { authRetryMs: 100 } });
     d.driver.start();
     await waitFor(() => sim.stats.authRejected >= 4, 8000, 'several refused logins');
     expect(d.events).toEqual([
@@ -215,8 +302,8 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
         metadata: { error_type: 'auth_failed', component: 'bambu_mqtt', printer_type: 'bambu_lab' },
       },
     ]);
-    expect(d.driver.snapshot()).toMatchObject({ online: false, state: null });
-    expect(d.driver.snapshot().problem).toMatch(/access code refused/);
+    expect(d.snapshot()).toMatchObject({ online: false, state: null });
+    expect(d.snapshot().problem).toMatch(/access code refused/);
     expect(d.log.lines.filter((l) => l.level >= 40 && /access code/.test(l.msg))).toHaveLength(1);
     expect(d.log.text()).not.toContain('wrong-code');
     expect(d.log.text()).not.toContain(sim.serial);
@@ -224,7 +311,7 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
 
   it('fails TLS with verify_certificate against a self-signed printer, and says so', async () => {
     const sim = await simulator();
-    const d = driverFor(sim, { verifyCertificate: true });
+    const d = liveRig(sim, { verifyCertificate: true });
     d.driver.start();
     await waitFor(() => d.driver.counters.connectAttempts >= 3, 8000, 'retries');
     expect(d.events).toEqual([
@@ -233,7 +320,7 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
         metadata: { error_type: 'tls_failed', component: 'bambu_mqtt', printer_type: 'bambu_lab' },
       },
     ]);
-    expect(d.driver.snapshot().problem).toMatch(/^TLS failed \(/);
+    expect(d.snapshot().problem).toMatch(/^TLS failed \(/);
     expect(sim.stats.connections).toBe(0);
   });
 
@@ -258,42 +345,42 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
       ],
     });
     const sim = await simulator({ serial, model: 'P1S', certificate: { key: leaf.private, cert: leaf.cert } });
-    const good = driverFor(sim, { verifyCertificate: true, ca: ca.cert });
+    const good = liveRig(sim, { verifyCertificate: true, ca: ca.cert });
     good.driver.start();
     await waitFor(() => good.of('printer_connected').length === 1, 8000, 'verified connect');
 
     // Same chain, but the certificate names a different printer.
-    const other = driverFor({ port: sim.port, serial: '01P00A000000000' }, { verifyCertificate: true, ca: ca.cert });
+    const other = liveRig({ port: sim.port, serial: '01P00A000000000' }, { verifyCertificate: true, ca: ca.cert });
     other.driver.start();
     await waitFor(() => other.of('error_occurred').length === 1, 8000, 'name mismatch');
     expect(other.of('error_occurred')[0]?.metadata.error_type).toBe('tls_failed');
-    expect(other.driver.snapshot().problem).toMatch(/TLS failed/);
+    expect(other.snapshot().problem).toMatch(/TLS failed/);
   });
 
   it('watchdog: a printer that goes silent is marked offline and asked to push again', async () => {
     const sim = await simulator();
-    const d = driverFor(sim, { timings: { watchdogMs: 400 } });
+    const d = liveRig(sim, { timings: { watchdogMs: 400 } });
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     sim.silence(true);
     await waitFor(() => d.of('printer_disconnected').length === 1, 8000, 'watchdog');
     expect(d.of('printer_disconnected')[0]?.metadata).toMatchObject({ reason: 'timeout' });
-    expect(d.driver.snapshot()).toMatchObject({ online: false, problem: 'no data for 0 s' });
+    expect(d.snapshot()).toMatchObject({ online: false, problem: 'no data for 0 s' });
     await waitFor(() => sim.stats.pushingStart >= 1, 8000, 'pushing.start');
     sim.silence(false);
     await waitFor(() => d.of('printer_connected').length === 2, 8000, 'data again');
-    expect(d.driver.snapshot()).toMatchObject({ online: true, problem: null });
+    expect(d.snapshot()).toMatchObject({ online: true, problem: null });
     expect(d.events.map((e) => e.type)).toEqual(['printer_connected', 'printer_disconnected', 'printer_connected']);
   });
 
   it('a broker that accepts but never sends: offline, no events, a fresh session after two silent periods', async () => {
     const sim = await simulator();
     sim.silence(true);
-    const d = driverFor(sim, { timings: { watchdogMs: 200 } });
+    const d = liveRig(sim, { timings: { watchdogMs: 200 } });
     d.driver.start();
     await waitFor(() => d.driver.counters.sessions >= 2, 8000, 'second session');
     expect(d.events).toEqual([]);
-    expect(d.driver.snapshot()).toMatchObject({ online: false, state: null, problem: 'no data for 0 s' });
+    expect(d.snapshot()).toMatchObject({ online: false, state: null, problem: 'no data for 0 s' });
     expect(sim.stats.pushingStart).toBeGreaterThanOrEqual(1);
     expect(sim.stats.maxConcurrentClients).toBe(1);
   });
@@ -316,16 +403,16 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
         }),
     );
     const port = (server.address() as { port: number }).port;
-    const d = driverFor({ port, serial: '01S00C000000077' }, { timings: { connectTimeoutMs: 200 } });
+    const d = liveRig({ port, serial: '01S00C000000077' }, { timings: { connectTimeoutMs: 200 } });
     d.driver.start();
     await waitFor(() => d.driver.counters.connectAttempts >= 2, 8000, 'retry after connack timeout');
     expect(d.events).toEqual([]);
-    expect(d.driver.snapshot().problem).toMatch(/^unreachable \(CONNACK_TIMEOUT\)/);
+    expect(d.snapshot().problem).toMatch(/^unreachable \(CONNACK_TIMEOUT\)/);
   });
 
   it('skips malformed reports from the printer and keeps tracking', async () => {
     const sim = await simulator();
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     await sim.publishRaw('this is not json');
@@ -335,24 +422,38 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
     sim.startJob({ seconds: 200 });
     await waitFor(() => d.of('job_completed').length === 1, 8000, 'job_completed');
     expect(d.of('error_occurred').map((e) => e.metadata.error_type)).toEqual(['report_unparseable']);
-    expect(d.driver.snapshot().problem).toBe('3 malformed reports skipped');
-    expect(d.driver.snapshot().online).toBe(true);
+    expect(d.snapshot().problem).toBe('3 malformed reports skipped');
+    expect(d.snapshot().online).toBe(true);
+  });
+
+  it('firmware that ignores pushall and get_version: a notice naming why, and jobs counted from deltas', async () => {
+    const sim = await simulator({ serial: '01S00C000000042', ignoreRequests: true });
+    const d = liveRig(sim);
+    d.driver.start();
+    await waitFor(() => d.of('printer_connected').length === 1);
+    await waitFor(() => d.snapshot().problem !== null, 8000, 'the notice');
+    expect(d.snapshot().problem).toMatch(/^printer ignores pushall and get_version \(usual when LAN-only mode is off/);
+    expect(d.snapshot()).toMatchObject({ model: 'P1P', state: null });
+    sim.startJob({ seconds: 200 });
+    await waitFor(() => d.of('job_completed').length === 1, 8000, 'job_completed');
+    expect(d.events.map((e) => e.type)).toEqual(['printer_connected', 'job_created', 'job_completed']);
+    expect(sim.stats).toMatchObject({ pushall: 1, getVersion: 1 });
   });
 
   it('talks plain MQTT when tls is off', async () => {
     const sim = await simulator({ tls: false });
     expect(sim.url).toMatch(/^mqtt:\/\//);
-    const d = driverFor(sim, { tls: false });
+    const d = liveRig(sim, { tls: false });
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
-    expect(d.driver.snapshot().state).toBe('IDLE');
+    expect(d.snapshot().state).toBe('IDLE');
   });
 
   it('keeps other printers unaffected by one that is misconfigured', async () => {
     const good = await simulator({ serial: '01P00A111111111', model: 'P1S' });
     const bad = await simulator({ serial: '039000000000002', model: 'A1' });
-    const a = driverFor(good);
-    const b = driverFor(bad, { accessCode: 'nope' });
+    const a = liveRig(good);
+    const b = liveRig(bad, { accessCode: 'nope' });
     a.driver.start();
     b.driver.start();
     await waitFor(() => a.of('printer_connected').length === 1);
@@ -364,21 +465,22 @@ describe('BambuDriver ↔ simulator over TLS on 127.0.0.1', () => {
 
   it('stop() ends the session, timers and listeners quickly, also while waiting to reconnect', async () => {
     const sim = await simulator();
-    const d = driverFor(sim);
+    const d = liveRig(sim);
     d.driver.start();
     await waitFor(() => d.of('printer_connected').length === 1);
     let t = Date.now();
     await d.driver.stop();
     expect(Date.now() - t).toBeLessThan(2000);
     await waitFor(() => sim.connectedClients() === 0, 2000, 'session closed');
-    expect(d.driver.snapshot().online).toBe(false);
+    await sleep(300);
+    expect(d.driver.counters).toMatchObject({ sessions: 1, connectAttempts: 1 });
 
     const unreachable = await new Promise<Server>((resolve) => {
       const s = createServer((socket) => socket.destroy());
       s.listen(0, '127.0.0.1', () => resolve(s));
     });
     onCleanup(() => new Promise<void>((resolve) => unreachable.close(() => resolve())));
-    const e = driverFor({ port: (unreachable.address() as { port: number }).port, serial: sim.serial });
+    const e = liveRig({ port: (unreachable.address() as { port: number }).port, serial: sim.serial });
     e.driver.start();
     await waitFor(() => e.driver.counters.connectAttempts >= 2);
     t = Date.now();

@@ -14,6 +14,9 @@ describe('Bambu Lab model detection', () => {
     ['094000000000000', 'H2D'],
     ['093000000000000', 'H2S'],
     ['31B000000000000', 'H2C'],
+    ['20P000000000000', 'X2D'],
+    ['26A000000000000', 'A2L'],
+    ['0938BJ611001133', 'H2S'], // the real H2S of the bambuddy capture
     ['MOCK-P1PNOAMS', 'other'],
     ['', 'other'],
   ])('serial %s → %s', (serial, model) => {
@@ -25,6 +28,10 @@ describe('Bambu Lab model detection', () => {
     expect(modelFromProductName('Bambu Lab P1P')).toBe('P1P');
     expect(modelFromProductName('Bambu Lab A1 mini')).toBe('A1 mini');
     expect(modelFromProductName('p1s')).toBe('P1S');
+    // The real get_version replies of ha-bambulab's MOCK-X2D.json and MOCK-A2L.json.
+    expect(modelFromProductName('Bambu Lab X2D')).toBe('X2D');
+    expect(modelFromProductName('Bambu Lab A2L')).toBe('A2L');
+    expect(modelFromProductName('Bambu Lab H2D Pro')).toBe('H2D');
     expect(modelFromProductName('AMS (1)')).toBeNull();
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BambuReportState,
+  CANCEL_MC_ERROR_CODE,
   CANCEL_PRINT_ERROR,
   hmsSlug,
   jobStateOf,
@@ -12,6 +13,7 @@ import {
   snapshotRemainingMinutes,
   snapshotState,
 } from '../../../src/printers/bambu/report.js';
+import { ManualClock } from '../../../src/printers/clock.js';
 import { PrinterTracker } from '../../../src/printers/tracker.js';
 import type { EventMetadata, EventType } from '../../../src/stats/events.js';
 import { delta, type FixtureName, fixturePrint, fullReport, realDeltas, versionReply } from './helpers.js';
@@ -39,6 +41,23 @@ describe('parseReport on the real fixtures', () => {
     expect(JSON.stringify(report.fields)).not.toMatch(/subtask_name|gcode_file"|Garden|sensor_alt|Fidget/);
   });
 
+  it.each([
+    ['p2s', true],
+    ['h2s', true],
+    ['h2c', true],
+    ['x2d', true],
+    ['a2l', true],
+    // The H2D's full report has no `msg`; its size says what it is.
+    ['h2d', true],
+  ] as const)('%s: the full report is full', (name, full) => {
+    expect(status(fullReport(name)).full).toBe(full);
+  });
+
+  it('a delta without msg (the bare cancel code, a probe-trimmed capture) is no full report', () => {
+    expect(status(JSON.stringify({ print: { print_error: CANCEL_PRINT_ERROR } })).full).toBe(false);
+    expect(status(JSON.stringify({ print: { command: 'push_status', gcode_state: 'RUNNING' } })).full).toBe(false);
+  });
+
   it('turns string numbers into numbers (gcode_file_prepare_percent "100")', () => {
     expect(status(fullReport('p1pFinish')).fields.gcode_file_prepare_percent).toBe(100);
     expect(status(fullReport('p1pFailed')).fields.mc_remaining_time).toBe(759);
@@ -57,6 +76,12 @@ describe('parseReport on the real fixtures', () => {
     ['p1pFinish', 'P1P'],
     ['p1pFailed', 'P1P'],
     ['a1', 'A1'],
+    ['p2s', 'P2S'],
+    ['h2s', 'H2S'],
+    ['h2d', 'H2D'],
+    ['h2c', 'H2C'],
+    ['x2d', 'X2D'],
+    ['a2l', 'A2L'],
   ] as const)('%s: get_version names the model %s', (name, model) => {
     expect(parseReport(versionReply(name))).toEqual({ kind: 'version', model });
   });
@@ -145,9 +170,8 @@ describe('slugs and small mappings', () => {
   });
 
   it('maps gcode_state words, anything unknown to unknown', () => {
-    expect(['IDLE', 'PREPARE', 'SLICING', 'INIT', 'RUNNING', 'PAUSE', 'FINISH', 'FAILED'].map(jobStateOf)).toEqual([
+    expect(['IDLE', 'PREPARE', 'SLICING', 'RUNNING', 'PAUSE', 'FINISH', 'FAILED'].map(jobStateOf)).toEqual([
       'idle',
-      'preparing',
       'preparing',
       'preparing',
       'printing',
@@ -155,6 +179,8 @@ describe('slugs and small mappings', () => {
       'finished',
       'failed',
     ]);
+    // The printer starting up is not a job (issue 12, Bambu item 5).
+    expect(jobStateOf('INIT')).toBe('unknown');
     expect(jobStateOf('')).toBe('unknown');
     expect(jobStateOf('FINISHED')).toBe('unknown');
     expect(jobStateOf('offline')).toBe('unknown');
@@ -213,9 +239,41 @@ describe('BambuReportState merge', () => {
     expect(state.apply(status(delta({ bed_temper: 30 })).fields).cancelSeen).toBe(false);
   });
 
-  it('sees the cancel code in fail_reason (P2S)', () => {
+  it('sees the cancel code in fail_reason only in a FAILED report, and not when the job already showed it', () => {
     const state = new BambuReportState();
-    expect(state.apply(status(delta({ fail_reason: '50348044' })).fields).cancelSeen).toBe(true);
+    expect(state.apply(status(delta({ gcode_state: 'RUNNING', fail_reason: '0' })).fields).cancelSeen).toBe(false);
+    expect(state.apply(status(delta({ fail_reason: '50348044' })).fields).cancelSeen).toBe(false);
+    const fresh = new BambuReportState();
+    fresh.apply(status(delta({ gcode_state: 'RUNNING', fail_reason: '0' })).fields);
+    expect(fresh.apply(status(delta({ gcode_state: 'FAILED', fail_reason: '50348044' })).fields).cancelSeen).toBe(true);
+    // The real H2C report keeps it: a new job that shows it from the start did not inherit a cancel.
+    const h2c = new BambuReportState();
+    expect(h2c.apply(status(fullReport('h2c')).fields).cancelSeen).toBe(true);
+    expect(h2c.apply(status(fullReport('h2c', { gcode_state: 'RUNNING' })).fields).cancelSeen).toBe(false);
+    expect(h2c.apply(status(fullReport('h2c', { gcode_state: 'FAILED' })).fields).cancelSeen).toBe(false);
+    // Cleared while the next job ran, then set again at its FAILED: this job's cancel.
+    h2c.apply(status(fullReport('h2c', { gcode_state: 'PREPARE' })).fields);
+    h2c.apply(status(fullReport('h2c', { gcode_state: 'RUNNING', fail_reason: '0' })).fields);
+    expect(h2c.apply(status(fullReport('h2c', { gcode_state: 'FAILED' })).fields).cancelSeen).toBe(true);
+  });
+
+  it('sees mc_print_error_code "16396" (P2S) as the cancel when it appears', () => {
+    const state = new BambuReportState();
+    state.apply(status(delta({ gcode_state: 'FAILED', mc_print_error_code: '0' })).fields);
+    expect(state.apply(status(delta({ mc_print_error_code: CANCEL_MC_ERROR_CODE })).fields).cancelSeen).toBe(true);
+    expect(state.apply(status(delta({ mc_print_error_code: CANCEL_MC_ERROR_CODE })).fields).cancelSeen).toBe(false);
+  });
+
+  it('marks print_type "system" jobs, and counts job starts', () => {
+    const state = new BambuReportState();
+    expect(state.apply(status(fullReport('a1')).fields)).toMatchObject({ state: 'idle', systemJob: false });
+    expect(state.jobStarts).toBe(0);
+    const cali = state.apply(status(delta({ gcode_state: 'RUNNING', print_type: 'system' })).fields);
+    expect(cali).toMatchObject({ state: 'printing', systemJob: true });
+    state.apply(status(delta({ gcode_state: 'FINISH', print_type: 'idle' })).fields);
+    expect(state.apply(status(delta({ gcode_state: 'PREPARE', print_type: 'local' })).fields).systemJob).toBe(false);
+    state.apply(status(delta({ gcode_state: 'PAUSE' })).fields);
+    expect(state.jobStarts).toBe(2);
   });
 
   it('does not name a new job with the ids left over from the previous one', () => {
@@ -238,26 +296,27 @@ describe('BambuReportState merge', () => {
   });
 });
 
-/** Reports through merge and a real PrinterTracker, as the driver does. */
+/** Reports through merge and a real PrinterTracker (Bambu Lab's cancel grace), on a manual clock. */
 function pipeline(model: 'X1C' | 'P1P' | 'A1' = 'P1P') {
   const events: { type: EventType; metadata: EventMetadata }[] = [];
-  let clock = 1_000_000;
+  const clock = new ManualClock();
   const tracker = new PrinterTracker({
     printerType: 'bambu_lab',
     model: () => model,
     connection: 'mqtt',
-    emit: (type, metadata) => events.push({ type, metadata }),
-    now: () => clock,
+    cancelGraceMs: 15_000,
+    emit: (type, metadata) => events.push({ type, metadata: metadata as EventMetadata }),
+    clock,
   });
   const state = new BambuReportState();
-  tracker.connected();
+  tracker.handle({ kind: 'connected' });
   return {
     events,
     feed(...payloads: string[]) {
-      for (const p of payloads) tracker.observe(state.apply(status(p).fields));
+      for (const p of payloads) tracker.handle({ kind: 'observation', observation: state.apply(status(p).fields) });
     },
     advance(seconds: number) {
-      clock += seconds * 1000;
+      clock.advance(seconds * 1000);
     },
     jobs: () => events.filter((e) => e.type.startsWith('job_')),
   };
@@ -302,13 +361,15 @@ describe('job sequences built from the fixtures (merge + tracker)', () => {
     expect(p.events.filter((e) => e.type === 'error_occurred')).toEqual([]);
   });
 
-  it('P1P: a failure is failed, with its HMS error once', () => {
+  it('P1P: a failure is failed (after the cancel grace), with its HMS error once', () => {
     const p = pipeline();
     p.feed(fullReport('a1'));
     p.feed(delta({ gcode_state: 'RUNNING' }));
     const hms = { hms: [{ attr: 50331904, code: 65543 }] };
     p.feed(delta(hms), delta({ ...hms, bed_temper: 50 }), delta({ gcode_state: 'FAILED' }));
     p.feed(fullReport('p1pFailed', hms));
+    expect(p.jobs().map((e) => e.type)).toEqual(['job_created']);
+    p.advance(15);
     expect(p.jobs().map((e) => [e.type, e.metadata.failure_type])).toEqual([
       ['job_created', undefined],
       ['job_failed', 'failed'],

@@ -8,6 +8,9 @@ function client(url: string, over: Partial<ConstructorParameters<typeof PrusaLin
   return new PrusaLinkClient({ host: url, username: 'maker', password: 'secret-pw', timeoutMs: 400, ...over });
 }
 
+/** Buddy status_page.cpp's 401 for a client that accepts JSON. */
+const UNAUTHORIZED = '{"title": "401: Unauthorized","message":""}';
+
 describe('normalizeBaseUrl', () => {
   it('accepts bare hosts and URLs', () => {
     expect(normalizeBaseUrl('prusa.local').href).toBe('http://prusa.local/');
@@ -40,10 +43,12 @@ describe.each(['buddy', 'rpi'] as const)('digest against the %s simulator', (fla
   it('reports a wrong password as auth after exactly one retry', async () => {
     const sim = await simulator({ flavour });
     const c = client(sim.url, { password: 'wrong' });
-    expect(await c.get('/api/v1/status')).toEqual({ ok: false, failure: { kind: 'auth', status: 401 } });
+    // The body as the printer sent it goes with the failure (diagnostic captures record it).
+    const unauthorized = { ok: false, failure: { kind: 'auth', status: 401 }, body: UNAUTHORIZED };
+    expect(await c.get('/api/v1/status')).toEqual(unauthorized);
     expect(sim.stats().requests).toBe(2);
     // Later calls carry the (wrong) answer to the last challenge and fail the same way.
-    expect(await c.get('/api/v1/status')).toEqual({ ok: false, failure: { kind: 'auth', status: 401 } });
+    expect(await c.get('/api/v1/status')).toEqual(unauthorized);
     expect(sim.stats().requests).toBe(4);
   });
 
@@ -53,7 +58,11 @@ describe.each(['buddy', 'rpi'] as const)('digest against the %s simulator', (fla
     expect((await c.get('/api/v1/status')).ok).toBe(true);
     sim.staleEveryRequest(true);
     const before = sim.stats().requests;
-    expect(await c.get('/api/v1/status')).toEqual({ ok: false, failure: { kind: 'stale', status: 401 } });
+    expect(await c.get('/api/v1/status')).toEqual({
+      ok: false,
+      failure: { kind: 'stale', status: 401 },
+      body: UNAUTHORIZED,
+    });
     expect(sim.stats().requests - before).toBe(2);
   });
 
@@ -63,7 +72,11 @@ describe.each(['buddy', 'rpi'] as const)('digest against the %s simulator', (fla
     expect(sim.stats()).toMatchObject({ requests: 1, challenges: 0 });
     const bad = await client(sim.url, { apiKey: 'nope' }).get('/api/v1/status');
     // Buddy: 401 with `WWW-Authenticate: ApiKey`; Prusa-Link: 403 "Bad X-Api-Key." (B1).
-    expect(bad).toEqual({ ok: false, failure: { kind: 'auth', status: flavour === 'buddy' ? 401 : 403 } });
+    expect(bad).toEqual(
+      flavour === 'buddy'
+        ? { ok: false, failure: { kind: 'auth', status: 401 }, body: UNAUTHORIZED }
+        : { ok: false, failure: { kind: 'auth', status: 403 }, body: 'Bad X-Api-Key.' },
+    );
   });
 });
 
@@ -75,9 +88,17 @@ describe('failures', () => {
     const html = await c.get('/api/v1/status');
     expect(html.ok && html.body.startsWith('<!DOCTYPE html>')).toBe(true);
     sim.setFault('500');
-    expect(await c.get('/api/v1/status')).toEqual({ ok: false, failure: { kind: 'http', status: 500 } });
+    expect(await c.get('/api/v1/status')).toEqual({
+      ok: false,
+      failure: { kind: 'http', status: 500 },
+      body: '500: Internal Server Error\n\n\n',
+    });
     sim.setFault('503');
-    expect(await c.get('/api/v1/status')).toEqual({ ok: false, failure: { kind: 'http', status: 503 } });
+    expect(await c.get('/api/v1/status')).toEqual({
+      ok: false,
+      failure: { kind: 'http', status: 503 },
+      body: 'Printer not ready',
+    });
     sim.setFault(null);
     const job = await c.get('/api/v1/job');
     expect(job).toMatchObject({ ok: true, status: 204, body: '' });

@@ -4,25 +4,24 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   filesListingSchema,
-  jobFile,
   jobSchema,
-  listedFiles,
   mapPrinterState,
-  modelFromVersion,
   parseBody,
   stateWord,
   statusSchema,
-  toJobObservation,
+  storageListSchema,
+  transferSchema,
   versionSchema,
   writableStorages,
 } from '../../../src/printers/prusalink/status.js';
+import { fixture } from './replay.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const examples = JSON.parse(readFileSync(resolve(here, '../../fixtures/prusalink/examples.json'), 'utf8')) as Record<
   string,
   unknown
 >;
-const fixture = (name: string) => JSON.stringify(examples[name]);
+const example = (name: string) => JSON.stringify(examples[name]);
 
 function parsed<T>(schema: Parameters<typeof parseBody<T>>[0], body: string): T {
   const r = parseBody(schema, body);
@@ -30,80 +29,93 @@ function parsed<T>(schema: Parameters<typeof parseBody<T>>[0], body: string): T 
   return r.value;
 }
 
-describe('status from the fixtures', () => {
-  it('maps an idle Buddy status to an idle observation without a job', () => {
-    const status = parsed(statusSchema, fixture('buddy_status_idle'));
-    expect(toJobObservation(status)).toEqual({ state: 'idle', jobKey: null, printingSeconds: null });
+describe('bodies as the servers send them', () => {
+  it('reads the Home Assistant examples (Buddy 5.1)', () => {
+    const status = parsed(statusSchema, example('buddy_status_printing'));
+    expect(status.job).toEqual({ id: 129, progress: 37, time_remaining: 73020, time_printing: 43987 });
     expect(writableStorages(status)).toEqual(['usb']);
+    const job = parsed(jobSchema, example('buddy_job_printing'));
+    expect(job.file).toMatchObject({ name: 'TabletStand3~4.BGC', path: '/usb', size: 754535 });
+    expect(parsed(versionSchema, example('buddy_version_6_5_3')).printer).toBe('7.1.0');
   });
 
-  it('maps a printing Buddy status with job id and printing time', () => {
-    const status = parsed(statusSchema, fixture('buddy_status_printing'));
-    expect(toJobObservation(status)).toEqual({ state: 'printing', jobKey: '129', printingSeconds: 43987 });
-    expect(status.job?.progress).toBe(37);
-    expect(status.job?.time_remaining).toBe(73020);
+  it('reads Buddy’s transfer in the status (`transferred`) and Prusa-Link’s (`data_transferred`)', () => {
+    expect(parsed(statusSchema, fixture('buddy', 'status-idle-transfer')).transfer).toEqual({
+      id: 3,
+      time_transferring: 12,
+      progress: 45,
+      transferred: 1055555,
+    });
+    expect(parsed(statusSchema, fixture('prusa-link', 'status-idle-transfer')).transfer).toEqual({
+      id: 5,
+      time_transferring: 3,
+      progress: 40,
+      data_transferred: 4800,
+    });
   });
 
-  it('reads the job file from /api/v1/job without a type from the 8.3 name', () => {
-    const job = parsed(jobSchema, fixture('buddy_job_printing'));
-    expect(job.id).toBe(129);
-    expect(jobFile(job)).toEqual({ key: '/usb/tabletstand3~4.bgc', typeName: 'TabletStand3.bgcode', size: 754535 });
+  it('reads the size of a Buddy transfer, which the firmware renders as a string', () => {
+    expect(parsed(transferSchema, fixture('buddy', 'transfer'))).toMatchObject({
+      display_name: 'Slicer upload.bgcode',
+      path: '/usb',
+      size: 2345678,
+    });
+    expect(parsed(transferSchema, fixture('prusa-link', 'transfer'))).toMatchObject({ path: '/local', size: 12000 });
   });
 
-  it('takes the model from /api/version, preferring the Connect type code', () => {
-    expect(modelFromVersion(parsed(versionSchema, fixture('buddy_version_6_5_3')))).toBe('CORE One');
-    // 6.4.0 has no `printer` field: the factory hostname is the only hint.
-    expect(modelFromVersion(parsed(versionSchema, fixture('buddy_version_6_4_0')))).toBe('MK4');
-    expect(modelFromVersion({ api: '2.0.0', original: 'PrusaLink I3MK3S', hostname: 'prusa-mini' })).toBe('MK3S');
-    expect(modelFromVersion({ api: '0.9.0-legacy', original: 'PrusaLink I3MK25S' })).toBe('MK2.5');
-    expect(modelFromVersion({ api: '2.0.0', printer: '1.4.1' })).toBe('MK4S');
-    expect(modelFromVersion({ api: '2.0.0', printer: '3.1.0' })).toBe('XL');
-    expect(modelFromVersion({ api: '2.0.0', hostname: 'PrusaXL' })).toBe('XL');
-    expect(modelFromVersion({ api: '2.0.0', hostname: 'prusa-core-one-l' })).toBe('CORE One L');
-    expect(modelFromVersion({ api: '2.0.0', hostname: 'prusa-mk3-9' })).toBe('MK3.9');
-    expect(modelFromVersion({ api: '2.0.0', hostname: 'garage' })).toBe('other');
-    expect(modelFromVersion({ api: '2.0.0', printer: '9.9.9' })).toBe('other');
+  it('reads Prusa-Link’s job path as it is: the whole path under the display name', () => {
+    const job = parsed(jobSchema, fixture('prusa-link', 'job-local'));
+    expect(job.file).toMatchObject({
+      name: 'Benchy.gcode',
+      path: '/PrusaLink gcodes/Benchy.gcode',
+      display_path: '/PrusaLink gcodes/Benchy.gcode',
+    });
   });
 
-  it('treats every version field but api as optional, and wrong types as absent', () => {
+  it('reads /api/v1/storage with and without a USB stick', () => {
+    expect(parsed(storageListSchema, fixture('buddy', 'storage-no-usb')).storage_list).toEqual([
+      { path: '/usb/', name: 'usb', read_only: false, available: false },
+    ]);
+    expect(parsed(storageListSchema, fixture('prusa-link', 'storage')).storage_list).toHaveLength(2);
+  });
+
+  it('treats every version field but api as optional, and wrong types (Prusa-Link’s null firmware) as absent', () => {
     expect(parseBody(versionSchema, '{"api":"2.0.0"}').ok).toBe(true);
     expect(parseBody(versionSchema, '{"api":"2.0.0","hostname":42,"printer":null}')).toEqual({
       ok: true,
       value: { api: '2.0.0' },
     });
+    expect(parsed(versionSchema, fixture('prusa-link', 'version-unknown-type')).firmware).toBeUndefined();
     expect(parseBody(versionSchema, '{"server":"2.1.2"}').ok).toBe(false);
   });
 });
 
 describe('states', () => {
-  it('maps every documented state, and anything else to unknown', () => {
-    const table: Record<string, string> = {
-      IDLE: 'idle',
-      READY: 'idle',
-      BUSY: 'unknown',
-      UNKNOWN: 'unknown',
-      PRINTING: 'printing',
-      PAUSED: 'paused',
-      ATTENTION: 'paused',
-      FINISHED: 'finished',
-      STOPPED: 'cancelled',
-      ERROR: 'error',
-      PREPARED: 'unknown',
-      '': 'unknown',
-      CALIBRATING: 'unknown',
+  it('maps every documented state, ATTENTION by whether a job is shown, anything else to unknown', () => {
+    const table: Record<string, [string, string]> = {
+      IDLE: ['idle', 'idle'],
+      READY: ['idle', 'idle'],
+      BUSY: ['unknown', 'unknown'],
+      UNKNOWN: ['unknown', 'unknown'],
+      PRINTING: ['printing', 'printing'],
+      PAUSED: ['paused', 'paused'],
+      ATTENTION: ['unknown', 'paused'],
+      FINISHED: ['finished', 'finished'],
+      STOPPED: ['cancelled', 'cancelled'],
+      ERROR: ['error', 'error'],
+      '': ['unknown', 'unknown'],
+      CALIBRATING: ['unknown', 'unknown'],
     };
-    for (const [word, state] of Object.entries(table)) expect(mapPrinterState(word), word).toBe(state);
+    for (const [word, [noJob, withJob]] of Object.entries(table)) {
+      expect(mapPrinterState(word, false), word).toBe(noJob);
+      expect(mapPrinterState(word, true), word).toBe(withJob);
+    }
   });
 
-  it('keeps only state-like words for the snapshot', () => {
+  it('keeps only state-like words for the live state', () => {
     expect(stateWord('printing')).toBe('PRINTING');
     expect(stateWord('<script>')).toBe('UNKNOWN');
     expect(stateWord('x'.repeat(100))).toBe('UNKNOWN');
-  });
-
-  it('has no job key in FINISHED and STOPPED (the tracker keeps the last one)', () => {
-    const finished = parsed(statusSchema, '{"storage":{"path":"/usb/"},"printer":{"state":"FINISHED"}}');
-    expect(toJobObservation(finished)).toEqual({ state: 'finished', jobKey: null, printingSeconds: null });
   });
 });
 
@@ -116,50 +128,24 @@ describe('bad bodies', () => {
     expect(parseBody(statusSchema, '').ok).toBe(false);
   });
 
-  it('drops an odd job or storage instead of failing the whole status', () => {
-    const s = parsed(statusSchema, '{"job":{"id":"x"},"storage":7,"printer":{"state":"PRINTING"}}');
+  it('drops an odd job, transfer or storage instead of failing the whole status', () => {
+    const s = parsed(statusSchema, '{"job":{"id":"x"},"transfer":[],"storage":7,"printer":{"state":"PRINTING"}}');
     expect(s.job).toBeUndefined();
+    expect(s.transfer).toBeUndefined();
     expect(writableStorages(s)).toEqual([]);
-    const t = parsed(statusSchema, '{"job":{"id":5,"progress":"a","time_printing":-3},"printer":{"state":"PRINTING"}}');
-    expect(toJobObservation(t)).toEqual({ state: 'printing', jobKey: '5', printingSeconds: null });
   });
 });
 
-describe('storages and listings', () => {
-  it('lists writable storages of both shapes', () => {
-    const rpi = parsed(
-      statusSchema,
-      JSON.stringify({
-        storage: [
-          { path: '/local', read_only: false, name: 'PrusaLink gcodes' },
-          { path: '/sdcard', read_only: true, name: 'SD Card' },
-        ],
-        printer: { state: 'IDLE' },
-      }),
-    );
-    expect(writableStorages(rpi)).toEqual(['local']);
+describe('storages', () => {
+  it('lists writable storages of both shapes, and nothing that is not a plain word', () => {
+    expect(writableStorages(parsed(statusSchema, fixture('prusa-link', 'status-idle')))).toEqual(['local']);
+    expect(writableStorages(parsed(statusSchema, fixture('buddy', 'status-idle')))).toEqual(['usb']);
     const odd = parsed(statusSchema, '{"storage":{"path":"/../etc/","name":"x"},"printer":{"state":"IDLE"}}');
     expect(writableStorages(odd)).toEqual([]);
   });
 
-  it('lists print files, skipping folders and broken entries', () => {
-    const listing = parsed(
-      filesListingSchema,
-      JSON.stringify({
-        type: 'FOLDER',
-        name: 'usb',
-        children: [
-          { name: 'TABLET~1.BGC', display_name: 'TabletStand3.bgcode', type: 'PRINT_FILE', size: 754535 },
-          { name: 'PARTS', display_name: 'parts', type: 'FOLDER' },
-          { display_name: 'no name' },
-          'junk',
-          { name: 'OLD.GCO', type: 'PRINT_FILE' },
-        ],
-      }),
-    );
-    expect(listedFiles('usb', listing)).toEqual([
-      { key: '/usb/tablet~1.bgc', typeName: 'TabletStand3.bgcode', size: 754535 },
-      { key: '/usb/old.gco', typeName: 'OLD.GCO', size: null },
-    ]);
+  it('takes a listing with or without children', () => {
+    expect(parsed(filesListingSchema, fixture('buddy', 'listing-usb-missing')).children).toEqual([]);
+    expect(parsed(filesListingSchema, fixture('prusa-link', 'listing-local')).children).toHaveLength(2);
   });
 });
