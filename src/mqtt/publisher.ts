@@ -28,7 +28,6 @@ import { type MqttSettings, resolveMqttSettings } from './settings.js';
 import { type StatsSource, statsSummary } from './summary.js';
 import { assignPrinterIds, type MirrorTopics, mirrorTopics } from './topics.js';
 
-
 export interface MirrorSource extends StatsSource {
   getSetting(key: string): string | null;
   setSetting(key: string, value: string): void;

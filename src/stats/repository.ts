@@ -265,7 +265,12 @@ export class UsageRepository {
     this.deleteSettingStatement.run(key);
   }
 
+  /**
+   * Runs `work` in one IMMEDIATE transaction: it takes the write lock first, so a read-then-write (opt-in) waits
+   * for another writer (the CLI beside the daemon) within the busy timeout instead of failing with SQLITE_BUSY when
+   * its read snapshot went stale.
+   */
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return this.db.transaction(work).immediate();
   }
 }

@@ -9,9 +9,9 @@ import { type AggregatedStats, aggregateStats, type FleetMember, hoursFromSecond
 import {
   type EventMetadata,
   type EventType,
-  type MetadataFor,
   type Feature,
   isEventType,
+  type MetadataFor,
   sanitizeMetadata,
   type UsageEvent,
 } from './events.js';
@@ -31,6 +31,7 @@ const MINUTE_MS = 60_000;
 export const MAX_SUBMISSION_PERIOD_MS = 31 * 24 * 60 * MINUTE_MS;
 /** The collector needs duration_days above zero at two decimals (about 7 minutes). */
 export const MIN_SUBMISSION_PERIOD_MS = 10 * MINUTE_MS;
+
 import { SETTINGS } from './settings-keys.js';
 
 export { SETTINGS };

@@ -2,7 +2,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { MIGRATIONS, migrate, DB_SCHEMA_VERSION } from '../../src/db/migrations.js';
+import { DB_SCHEMA_VERSION, MIGRATIONS, migrate } from '../../src/db/migrations.js';
 import { DatabaseOpenError, openDatabase } from '../../src/db/open.js';
 import { UsageRepository } from '../../src/stats/repository.js';
 import { openTestDb, tempDir } from '../helpers.js';

@@ -8,10 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/app.js';
-import { parseConfig } from '../../src/config.js';
+import { type PrinterConfig, parseConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import type { DriverFactory } from '../../src/printers/fleet.js';
-import type { PrinterDriver, PrinterSnapshot } from '../../src/printers/types.js';
+import type { DriverDeps, LiveStatus, PrinterDriver, PrinterUpdate } from '../../src/printers/types.js';
 import { tempDir } from '../helpers.js';
 import { requireTool } from '../requirements.js';
 import {
@@ -42,30 +42,28 @@ function printersConfig() {
   ];
 }
 
+/** A driver the test scripts: it tells the fleet what a printer would, through the same updates. */
 class FakeDriver implements PrinterDriver {
-  current: PrinterSnapshot;
   constructor(
     readonly id: string,
-    name: string,
-    type: PrinterSnapshot['type'],
-  ) {
-    this.current = {
-      id,
-      name,
-      type,
-      model: type === 'bambu_lab' ? 'X1C' : 'MK4',
-      online: true,
-      state: 'IDLE',
-      progress: null,
-      remaining_minutes: null,
-      last_seen: new Date().toISOString(),
-      problem: null,
-    };
+    private readonly type: PrinterConfig['type'],
+    private readonly deps: DriverDeps,
+  ) {}
+  start(): void {
+    this.send({ kind: 'model', model: this.type === 'bambu_lab' ? 'X1C' : 'MK4' });
+    this.send({ kind: 'connected' });
+    this.report({ state: 'IDLE', progress: null, remaining_minutes: null });
   }
-  start(): void {}
   async stop(): Promise<void> {}
-  snapshot(): PrinterSnapshot {
-    return { ...this.current };
+  send(update: PrinterUpdate): void {
+    this.deps.update(update);
+  }
+  report(status: LiveStatus): void {
+    this.send({
+      kind: 'observation',
+      observation: { state: status.state === 'RUNNING' ? 'printing' : 'idle' },
+      status,
+    });
   }
 }
 
@@ -74,8 +72,8 @@ describe.skipIf(!haveMosquitto)('the daemon with the MQTT mirror', () => {
     const broker = await startBroker();
     const observer = await observe(broker.url);
     const drivers = new Map<string, FakeDriver>();
-    const createDriver: DriverFactory = (printer, id) => {
-      const driver = new FakeDriver(id, printer.name, printer.type);
+    const createDriver: DriverFactory = (printer, id, deps) => {
+      const driver = new FakeDriver(id, printer.type, deps);
       drivers.set(id, driver);
       return driver;
     };
@@ -93,8 +91,14 @@ describe.skipIf(!haveMosquitto)('the daemon with the MQTT mirror', () => {
     await daemon.start();
 
     const eventTypes = () => observer.on('printernizer/events').map((m) => JSON.parse(m.payload).event_type as string);
-    await observer.waitFor(() => eventTypes().length >= 3, 'the start-up events');
-    expect(eventTypes()).toEqual(['app_start', 'feature_enabled', 'feature_enabled']);
+    await observer.waitFor(() => eventTypes().length >= 5, 'the start-up events');
+    expect(eventTypes()).toEqual([
+      'app_start',
+      'feature_enabled',
+      'feature_enabled',
+      'printer_connected',
+      'printer_connected',
+    ]);
     await observer.waitFor(
       () =>
         observer.last('printernizer/printers/workshop_x1c/state') !== undefined &&
@@ -102,17 +106,18 @@ describe.skipIf(!haveMosquitto)('the daemon with the MQTT mirror', () => {
       'printer states',
     );
 
-    // A change in a bridge reaches its retained topic (the fleet checks every second); last_seen alone does not.
+    // A change in a bridge reaches its retained topic as it happens; being seen again alone does not.
     const x1c = drivers.get('workshop_x1c')!;
-    x1c.current = { ...x1c.current, state: 'RUNNING', progress: 12, remaining_minutes: 80 };
+    x1c.report({ state: 'RUNNING', progress: 12, remaining_minutes: 80 });
     await observer.waitFor(
       () => JSON.parse(observer.last('printernizer/printers/workshop_x1c/state')!.payload).state === 'RUNNING',
       'changed state',
-      4000,
+      2000,
     );
     const published = observer.on('printernizer/printers/workshop_x1c/state').length;
-    x1c.current = { ...x1c.current, last_seen: new Date(Date.now() + 5000).toISOString() };
-    await sleep(1300);
+    x1c.send({ kind: 'seen' });
+    x1c.report({ state: 'RUNNING', progress: 12, remaining_minutes: 80 });
+    await sleep(500);
     expect(observer.on('printernizer/printers/workshop_x1c/state')).toHaveLength(published);
 
     const retained = await retainedSnapshot(broker.url);
