@@ -7,7 +7,7 @@ import { inCI } from './tests/ci.js';
  * pass. Enforced under CI only: there no test may skip (tests/requirements.ts), while elsewhere a missing mosquitto or
  * PostgreSQL skips tests and lowers the figures by several points; outside CI they are printed, not enforced.
  */
-const COVERAGE_THRESHOLDS = { statements: 85, branches: 79, functions: 87, lines: 87 };
+const COVERAGE_THRESHOLDS = { statements: 85, branches: 80, functions: 87, lines: 87 };
 
 export default defineConfig({
   test: {

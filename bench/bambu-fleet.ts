@@ -86,6 +86,7 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
     const reportsAtStart = reports();
     const { cpuPercent, wallMs, rssPeak } = await measureProcess(durationS);
     const online = fleet.snapshots().filter((p) => p.online).length;
+    if (online === 0) throw new Error(`none of the ${printers} simulated printers came online`);
     const malformed = drivers.reduce((n, d) => n + d.counters.malformedReports, 0);
 
     const reportsPerS = ((reports() - reportsAtStart) / wallMs) * 1000;

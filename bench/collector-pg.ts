@@ -79,6 +79,8 @@ interface LoadResult {
   accepted: number;
   seconds: number;
   failures: number;
+  /** Requests sent again after the server closed their keep-alive connection. */
+  retries: number;
 }
 
 /**
@@ -93,11 +95,24 @@ async function loadMain(options: { urls: string[]; warmup: number; count: number
     body: JSON.stringify(payloadFor(random, now)),
     secret: randomBytes(32).toString('base64url'),
   }));
-  const agents = options.urls.map(() => new Agent({ keepAlive: true, maxSockets: CONCURRENCY }));
+  const newAgents = () => options.urls.map(() => new Agent({ keepAlive: true, maxSockets: CONCURRENCY }));
+  let agents = newAgents();
   let next = 0;
   let accepted = 0;
   let failures = 0;
-  const send = (index: number) =>
+  let retries = 0;
+  const send = async (index: number): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sendOnce(index, attempt > 1);
+      } catch (err) {
+        // A keep-alive connection the server closed just as a request went out: nothing was processed, send again.
+        if (attempt >= 3 || (err as { code?: string }).code !== 'ECONNRESET') throw err;
+        retries++;
+      }
+    }
+  };
+  const sendOnce = (index: number, retry: boolean) =>
     new Promise<void>((resolve, reject) => {
       const item = bodies[index] as { body: string; secret: string };
       const which = index % options.urls.length;
@@ -122,7 +137,8 @@ async function loadMain(options: { urls: string[]; warmup: number; count: number
             text += d;
           });
           res.on('end', () => {
-            if (res.statusCode === 200 && text.includes('"duplicate":false')) accepted++;
+            // A retry may find its first attempt stored after all (a duplicate): accepted once either way.
+            if (res.statusCode === 200 && (retry || text.includes('"duplicate":false'))) accepted++;
             else failures++;
             resolve();
           });
@@ -140,13 +156,16 @@ async function loadMain(options: { urls: string[]; warmup: number; count: number
   await sendAll(options.warmup);
   accepted = 0;
   failures = 0;
+  // Fresh connections for the measured run: idle ones may time out on the server while we wait for GO.
+  for (const agent of agents) agent.destroy();
+  agents = newAgents();
   process.stdout.write('PREPARED\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
   const started = performance.now();
   await sendAll(bodies.length);
   const seconds = (performance.now() - started) / 1000;
   for (const agent of agents) agent.destroy();
-  const result: LoadResult = { accepted, seconds, failures };
+  const result: LoadResult = { accepted, seconds, failures, retries };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   process.exit(0);
 }
@@ -273,7 +292,7 @@ async function runLoad(urls: string[], count: number, seed: number, probes: CpuP
   const result = JSON.parse(await waitForLine(load, 'RESULT ')) as LoadResult;
   const cpu = sample();
   if (result.failures > 0) throw new Error(`${result.failures} of ${count} submissions were not accepted`);
-  return { perSecond: result.accepted / result.seconds, seconds: result.seconds, cpu };
+  return { perSecond: result.accepted / result.seconds, seconds: result.seconds, cpu, retries: result.retries };
 }
 
 /** Accepted submissions per second on `n` instances of `options` (after a warm-up run). */
@@ -328,7 +347,7 @@ export async function submissionRows(cluster: PostgresCluster | undefined): Prom
     const total = run.cpu.processes.reduce((n, p) => n + p.percentOfCore, 0);
     const parts = run.cpu.processes.map((p) => `${p.label} ${Math.round(p.percentOfCore)}%`).join(', ');
     const perSubmission = (total / 100 / run.perSecond) * 1000;
-    return `CPU ${parts} of one core = ${Math.round(total)}% (${round(perSubmission, 2)} ms of CPU per accepted submission); the whole machine was ${Math.round(run.cpu.machineBusyPercent)}% busy (all ${machineCores()} cores, every process)`;
+    return `CPU ${parts} of one core = ${Math.round(total)}% (${round(perSubmission, 2)} ms of CPU per accepted submission); the whole machine was ${Math.round(run.cpu.machineBusyPercent)}% busy (all ${machineCores()} cores, every process)${run.retries > 0 ? `; ${run.retries} requests resent after the server closed an idle connection` : ''}`;
   };
   rows.push(
     row(

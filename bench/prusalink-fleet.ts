@@ -79,6 +79,7 @@ export async function run(opts: FleetBenchOptions = {}): Promise<BenchRow[]> {
     const requestsAtStart = requests;
     const { cpuPercent, wallMs, rssPeak, rssEnd } = await measureProcess(durationS);
     const online = fleet.snapshots().filter((s) => s.online).length;
+    if (online === 0) throw new Error(`none of the ${printers} simulated printers came online`);
 
     const requestsPerS = ((requests - requestsAtStart) / wallMs) * 1000;
     const note = `${printers} printers, 1 s polls, ${Math.round(wallMs / 1000)} s measured, ${online} online, ${events} events`;

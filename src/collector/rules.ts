@@ -1,7 +1,7 @@
 /**
  * Who may write, and when: the collector's rules for a submission and for a remote deletion, as pure functions of
- * what is stored. Storage calls them under its lock (storage.ts `admit`, `deleteInstallation`), whichever database
- * is below, so they hold across every instance that shares one database.
+ * what is stored. Storage calls them atomically with the write they allow (storage.ts `admit`, `deleteInstallation`),
+ * whichever database is below, so they hold across every instance that shares one database.
  */
 import { secretMatches } from './auth.js';
 import type { AdmissionState, InstallationAuth } from './storage.js';

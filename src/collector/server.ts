@@ -110,6 +110,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
   const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...options.retention };
   let storage: CollectorStorage;
   if (options.storage) storage = options.storage;
+  else if (options.database) throw new Error('Open a database with openCollectorStorage and pass it as storage');
   else if (options.dataDir) storage = new SqliteCollectorStorage(options.dataDir, { logger: options.logger });
   else throw new Error('The collector needs a data directory or an opened storage');
   const schema = createSubmissionSchema({ now });
@@ -190,7 +191,7 @@ export function createCollectorApp(options: CollectorOptions): CollectorApp {
     const payload = parsed.data;
     const receivedAt = now();
     const claim = { installationId: payload.installation.installation_id, secret, receivedAt };
-    // Judged and stored in one step under the installation's lock: the answer holds for every instance.
+    // Judged and stored in one atomic step by the storage: the answer holds for every instance.
     const verdict = await storage.admit({ payload, secretHash: hashSecret(secret), receivedAt }, (state) =>
       judgeSubmission(state, claim, submissionInterval),
     );
@@ -279,7 +280,13 @@ export async function startCollector(options: StartCollectorOptions): Promise<Ru
   const storage =
     options.storage ??
     (await openCollectorStorage({ dataDir: options.dataDir, database: options.database, logger: options.logger }));
-  const collector = createCollectorApp({ ...options, storage });
+  let collector: CollectorApp;
+  try {
+    collector = createCollectorApp({ ...options, storage });
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
   const log = options.logger.child({ component: 'collector' });
   const host = options.host ?? '127.0.0.1';
   let pruning: Promise<PruneResult> | undefined;

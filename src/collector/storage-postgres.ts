@@ -2,17 +2,19 @@
  * The shared storage: one PostgreSQL database behind several collector instances (`--database postgres://...`).
  *
  * Client: `pg` (node-postgres) with its Pool. It is the most used PostgreSQL client for Node.js, pure JavaScript (no
- * native build), and its explicit client checkout maps one-to-one onto what the collector needs: a transaction on
- * one connection that takes a row lock, lets the rules decide in JavaScript, and commits or rolls back; connections
- * that broke are destroyed instead of being handed out again (`release(err)`), and idle ones that the server dropped
- * surface as a pool `error` event instead of a crash.
+ * native build), with named prepared statements, and its explicit client checkout maps one-to-one onto what the
+ * collector needs: a statement or a transaction on one connection; connections that broke are destroyed instead of
+ * being handed out again (`release(err)`), and idle ones that the server dropped surface as a pool `error` event
+ * instead of a crash. (`postgres` is well kept too, but its tagged templates and automatic reconnection hide the
+ * connection that the fault handling here needs to control.)
  *
- * Several instances, one database:
+ * Several instances, one database; every rule is enforced by the database, none in an instance's memory:
  *  - migrations run under an advisory lock (numbered steps recorded in `collector_migrations`, each step once);
- *  - a submission is judged with its installation row locked (`SELECT ... FOR UPDATE`), so the 6-hour rule and the
- *    submission_id idempotency (its primary key) hold across instances; a first contact registers the installation
- *    with `INSERT ... ON CONFLICT DO NOTHING`, and the loser of a race is judged against the winner's secret;
- *  - a deletion bumps `collector_state.removals` in the same commit, which every instance's /v1/stats cache checks;
+ *  - a submission is read, judged by the rules, and stored by one statement that writes only if the installation is
+ *    still as read (compare-and-set on its row, `INSERT ... ON CONFLICT DO NOTHING` for a first contact): the 6-hour
+ *    rule, the first-use secret and submission_id idempotency (its primary key) hold across instances;
+ *  - a deletion locks the installation's row, and bumps `collector_state.removals` in the same commit, which every
+ *    instance's /v1/stats cache checks;
  *  - pruning takes a transaction-level advisory lock, so one instance prunes at a time.
  */
 import pg from 'pg';

@@ -3,9 +3,9 @@
  * one file beside one process; storage-postgres.ts, one database shared by several collector instances).
  *
  * Storage knows SQL, transactions and locks, and nothing of the rules. The rules (who may write, when, what is
- * public) live in rules.ts and stats.ts and reach storage as plain functions: `admit` reads an installation's state
- * under a lock that holds every other admission of the same installation (in any process) until it has committed,
- * asks the rules' `decide`, and stores only what the rules allow; `snapshot` hands the statistics one consistent view.
+ * public) live in rules.ts and stats.ts and reach storage as plain functions: `admit` reads an installation's state,
+ * asks the rules' `decide`, and stores only what the rules allow, and only if no other admission of the same
+ * installation (in any process) changed that state meanwhile; `snapshot` hands the statistics one consistent view.
  */
 import type { Logger } from 'pino';
 import type { SubmissionPayload } from './payload.js';
@@ -104,11 +104,12 @@ export interface StatsView {
 export interface CollectorStorage {
   readonly kind: 'sqlite' | 'postgres';
   /**
-   * Judges and stores one submission atomically. `decide` is called with the installation's state read under a lock
-   * (no other admission of the same installation, on any instance, is judged until this one has committed or rolled
-   * back); the submission is stored only when the verdict says `store`, and the promise resolves with the verdict
-   * only after the commit. `decide` must be synchronous and free of side effects: storage may call it again when it
-   * retries a transaction that lost a race.
+   * Judges and stores one submission atomically. `decide` is called with the installation's state as stored; the
+   * submission is stored only when the verdict says `store` and only if that state is still the stored one when it
+   * is written (SQLite: the same transaction; PostgreSQL: a compare-and-set in the storing statement), else `decide`
+   * is called again on the new state. So no other admission of the same installation, on any instance, can slip in
+   * between. The promise resolves with the verdict only after the commit. `decide` must be synchronous and free of
+   * side effects.
    */
   admit<V extends Verdict>(submission: IncomingSubmission, decide: (state: AdmissionState) => V): Promise<V>;
   /**

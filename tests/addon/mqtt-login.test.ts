@@ -22,12 +22,18 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, tempDir, waitFor } from '../helpers.js';
 import { freePort, mosquittoBinary, mosquittoPasswdBinary } from '../mqtt/helpers.js';
+import { requireTool } from '../requirements.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, 'fixtures');
 const runScript = join(root, 'rootfs', 'etc', 's6-overlay', 's6-rc.d', 'printernizer-stats', 'run');
 const TOKEN = 'supervisor-test-token';
 const USERS = { addons: 'Zz9-supervisor-login', me: 'my-own-Qq7-secret', observer: 'observer-pw' } as const;
+const HAVE_MOSQUITTO = requireTool(
+  'mosquitto and mosquitto_passwd',
+  () => mosquittoBinary !== null && mosquittoPasswdBinary !== null,
+  'apt-get install -y mosquitto',
+);
 
 interface Mosquitto {
   port: number;
@@ -91,7 +97,7 @@ let api: string;
 let daemon: ChildProcess | null = null;
 
 beforeAll(async () => {
-  if (!mosquittoBinary || !mosquittoPasswdBinary) return;
+  if (!HAVE_MOSQUITTO) return;
   broker = await startMosquitto();
   // The two Supervisor endpoints `run` asks: /info and /services/mqtt (the Mosquitto add-on's service, here the
   // mosquitto above), behind the bearer token.
@@ -222,7 +228,7 @@ async function expectLogin(user: 'me' | 'addons', output: () => string) {
   expect(await bridgeState()).toBe('online');
 }
 
-describe.skipIf(!mosquittoBinary || !mosquittoPasswdBinary)('MQTT login through the add-on path', () => {
+describe.skipIf(!HAVE_MOSQUITTO)('MQTT login through the add-on path', () => {
   it("mqtt.url and credentials set: the user's broker with the user's login", async () => {
     const { output } = await startAddon({ url: `mqtt://127.0.0.1:${broker.port}`, username: 'me', password: USERS.me });
     await expectLogin('me', output);

@@ -3,7 +3,7 @@
  * that runs the printer itself, and the capture asked of a daemon running on the same data directory.
  */
 import { type SpawnOptions, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { databasePath } from '../../src/db/open.js';
 import { silentLogger } from '../../src/log.js';
 import { createDriver } from '../../src/printers/drivers.js';
 import { type BambuSimulator, startBambuSimulator } from '../../src/simulators/bambu.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, waitFor } from '../helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const FIXTURE = join(ROOT, 'tests/fixtures/captures/snapcon-p2s-cancel.jsonl');
@@ -45,7 +45,7 @@ function cli(args: string[], options: SpawnOptions = {}): Promise<Run> {
 }
 
 describe('printernizer-stats replay', () => {
-  it('prints the events and exits 0 when --expect finds them all', async () => {
+  it('prints the events and exits 0 when --expect finds them all', { timeout: 30_000 }, async () => {
     const run = await cli(['replay', FIXTURE, '--instant', '--expect']);
     expect(run.code, run.stderr).toBe(0);
     expect(
@@ -90,7 +90,7 @@ describe('printernizer-stats replay', () => {
     expect(newer.stderr).toMatch(/capture format version 7.*update printernizer-stats/);
     expect(none.code).toBe(2);
     expect(both.code).toBe(2);
-  });
+  }, 60_000);
 });
 
 describe('printernizer-stats capture', () => {
@@ -146,13 +146,19 @@ describe('printernizer-stats capture', () => {
       '--printer',
       'workshop p1s',
       '--minutes',
-      '0.12',
+      '0.2',
       '--output',
       output,
       '--data-dir',
       dir,
     ]);
-    setTimeout(() => sim.startJob({ seconds: 40 }), 2500);
+    // The job once the capture runs and the printer's baseline is in it (the CLI takes a few seconds to start).
+    await waitFor(
+      () => existsSync(output) && readFileSync(output, 'utf8').includes('"gcode_state"'),
+      20_000,
+      'a report in the capture',
+    );
+    sim.startJob({ seconds: 40 });
     const run = await running;
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain('no daemon runs on this data directory');
@@ -169,7 +175,7 @@ describe('printernizer-stats capture', () => {
     expect(stored.map((row) => row.event_type)).toEqual(expect.arrayContaining(['job_created', 'job_completed']));
     const replay = await cli(['replay', output, '--instant', '--expect']);
     expect(replay.code, replay.stderr).toBe(0);
-  }, 40_000);
+  }, 60_000);
 
   it('beside a running daemon: the daemon records it and keeps running; a second one at once is refused', async () => {
     const dir = tempDir();
@@ -187,8 +193,12 @@ describe('printernizer-stats capture', () => {
     try {
       const output = join(dir, 'joined.jsonl');
       const args = ['capture', '--printer', 'Workshop P1S', '--data-dir', dir, '--port', String(port)];
-      const first = cli([...args, '--minutes', '0.15', '--output', output]);
-      await new Promise((r) => setTimeout(r, 3000));
+      const first = cli([...args, '--minutes', '0.25', '--output', output]);
+      await waitFor(
+        () => daemon.core?.captures.status('workshop_p1s')?.state === 'recording',
+        20_000,
+        'the capture asked of the daemon',
+      );
       const second = await cli([...args, '--minutes', '1', '--output', join(dir, 'second.jsonl')]);
       expect(second.code).toBe(1);
       expect(second.stderr).toContain('a capture of this printer is already running');
@@ -204,5 +214,5 @@ describe('printernizer-stats capture', () => {
     } finally {
       await daemon.stop();
     }
-  }, 40_000);
+  }, 60_000);
 });

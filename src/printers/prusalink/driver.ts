@@ -229,11 +229,11 @@ export class PrusaLinkDriver implements PrinterDriver {
     this.files.storages(status.value);
     const newTransfer = this.files.statusTransfer(status.value.transfer);
     if (newTransfer !== null) await this.readTransfer(newTransfer, signal);
-    // The file before the job: it arrived first.
-    if (update.newJobId !== null) await this.checkJobFile(update.newJobId, signal);
     if (update.lostJobKey !== null) {
       this.send({ kind: 'observation', observation: { state: 'error', jobKey: update.lostJobKey } });
     }
+    // The new job's file before the job: it arrived first.
+    if (update.newJobId !== null) await this.checkJobFile(update.newJobId, signal);
     this.send({ kind: 'observation', observation: update.observation, status: update.status });
     await this.checkListings(signal);
     return this.jobState.jobActive ? this.activeMs : this.baseMs;
@@ -392,7 +392,8 @@ export class PrusaLinkDriver implements PrinterDriver {
     hint: FileHint | null,
   ): Promise<void> {
     const isRoot = available !== undefined;
-    // Roots with the trailing slash as PrusaLink's own web page asks for them; names are percent-encoded.
+    // Roots as `/api/v1/files/usb/`: Buddy drops the trailing slash (file_info.cpp FileInfo), Prusa-Link routes
+    // `<storage>/` (web/files.py). Folder names are percent-encoded (Prusa-Link's may hold spaces).
     const path = `/api/v1/files${folder.split('/').map(encodeURIComponent).join('/')}${isRoot ? '/' : ''}`;
     const res = await this.get(path, signal);
     if (!res.ok || res.status !== 200) {

@@ -90,6 +90,7 @@ export interface FileHint {
 const MAX_TRANSFERS = 64;
 const MAX_ENTRIES_PER_FOLDER = 5000;
 const MAX_FOLDERS = 64;
+const MAX_STORAGES = 16;
 
 export class PrusaLinkFiles {
   private readonly folders = new Map<string, Folder>();
@@ -118,6 +119,7 @@ export class PrusaLinkFiles {
     const name = storagePathName(entry);
     if (!name) return;
     if (entry.name !== undefined && this.displayRoots.get(entry.name.toLowerCase()) !== name) {
+      if (this.displayRoots.size >= MAX_STORAGES) this.displayRoots.clear();
       this.displayRoots.set(entry.name.toLowerCase(), name);
     }
     const root = `/${name}`;
