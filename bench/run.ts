@@ -9,6 +9,7 @@
  *   npm run bench -- --markdown                # the table as Markdown, for the README
  *   npm run bench -- --soak [--minutes N]      # add the soak (issue 8 item 5; 10 minutes by default)
  *   npm run bench -- --only soak --minutes 10  # the soak alone
+ *   npm run bench -- --only farm --minutes 10  # the print farm alone (300 Bambu Lab + 200 PrusaLink, 10 minutes)
  *   npm run bench -- --quick                   # every module with small sizes, seconds each (also BENCH_QUICK=1);
  *                                              # what the smoke test in `npm test` runs, the numbers mean nothing
  *
@@ -36,6 +37,7 @@ export const MODULES = [
   'bambu-fleet',
   'bambu-fleet-daemon',
   'prusalink-fleet',
+  'farm',
 ] as const;
 /** Run only when asked for (`--soak`, or named in `--only`). */
 export const OPTIONAL_MODULES = ['soak'] as const;
@@ -96,7 +98,7 @@ async function runModule(
   const out = join(dir, 'result.json');
   const env = {
     ...process.env,
-    ...(opts.minutes === undefined ? {} : { SOAK_MINUTES: opts.minutes }),
+    ...(opts.minutes === undefined ? {} : { SOAK_MINUTES: opts.minutes, FARM_MINUTES: opts.minutes }),
     ...(opts.quick ? { BENCH_QUICK: '1' } : {}),
   };
   const child = spawn(process.execPath, ['--import', 'tsx', here, '--child', name, '--out', out], {

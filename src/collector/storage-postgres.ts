@@ -10,15 +10,17 @@
  *
  * Several instances, one database; every rule is enforced by the database, none in an instance's memory:
  *  - migrations run under an advisory lock (numbered steps recorded in `collector_migrations`, each step once);
- *  - a submission is read, judged by the rules, and stored by one statement that writes only if the installation is
- *    still as read (compare-and-set on its row, `INSERT ... ON CONFLICT DO NOTHING` for a first contact): the 6-hour
- *    rule, the first-use secret and submission_id idempotency (its primary key) hold across instances;
+ *  - submissions are read, judged by the rules, and stored by one statement per group that writes each only if its
+ *    installation is still as read (compare-and-set on its row, `INSERT ... ON CONFLICT DO NOTHING` for a first
+ *    contact; postgres-admission.ts): the 6-hour rule, the first-use secret and submission_id idempotency (its
+ *    primary key) hold across instances;
  *  - a deletion locks the installation's row, and bumps `collector_state.removals` in the same commit, which every
  *    instance's /v1/stats cache checks;
  *  - pruning takes a transaction-level advisory lock, so one instance prunes at a time.
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { PostgresAdmission } from './postgres-admission.js';
 import {
   type AdmissionState,
   CollectorDatabaseError,
@@ -31,15 +33,12 @@ import {
   type InstallationAuth,
   type JobsHistogramRow,
   type PruneResult,
-  printerModelSet,
-  printerTypeSet,
   type RetentionOptions,
   retentionCutoffs,
   type StatsView,
   StorageUnavailableError,
   type Verdict,
   type WeekRow,
-  weekStartOf,
 } from './storage.js';
 
 /**
@@ -75,10 +74,6 @@ export const REBUILD_STATS_ROLLUPS = `
         FROM weekly_stats
         WINDOW later AS (PARTITION BY installation ORDER BY week_start DESC)) s
   WHERE w.installation = s.installation AND w.week_start = s.week_start;`;
-/** Shards of today's active_counts rows (see migration 2). */
-const COUNT_SHARDS = 16;
-/** Rows received this long before a submission may still open a window later (30 days plus clock skew). */
-const WINDOW_MARGIN_MS = 31 * DAY_MS;
 
 /**
  * Numbered migrations; `collector_migrations` records which have run. Migration 1 is the SQLite schema's meaning;
@@ -275,18 +270,23 @@ export class PostgresCollectorStorage implements CollectorStorage {
   readonly #log: Logger;
   readonly #guarded = new WeakSet<Client>();
 
-  private constructor(pool: pg.Pool, log: Logger) {
+  readonly #admission: PostgresAdmission;
+
+  private constructor(pool: pg.Pool, log: Logger, poolSize: number) {
     this.#pool = pool;
     this.#log = log;
+    // Admissions may take all connections but two: deletions, /v1/stats and health checks never wait behind them.
+    this.#admission = new PostgresAdmission((query) => this.#query(query), { maxInFlight: poolSize - 2 });
   }
 
   /** Connects and migrates; a bad URL, a refused login or an unreachable server throws CollectorDatabaseError. */
   static async open(url: string, options: PostgresStorageOptions): Promise<PostgresCollectorStorage> {
     const target = describeDatabaseUrl(url);
     const log = options.logger.child({ component: 'collector-postgres' });
+    const poolSize = Math.max(3, options.poolSize ?? 10);
     const pool = new pg.Pool({
       connectionString: url,
-      max: options.poolSize ?? 10,
+      max: poolSize,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
@@ -300,7 +300,7 @@ export class PostgresCollectorStorage implements CollectorStorage {
     pool.on('error', (err) =>
       log.warn({ err: { message: err.message, code: errorCode(err) } }, 'idle connection lost'),
     );
-    const storage = new PostgresCollectorStorage(pool, log);
+    const storage = new PostgresCollectorStorage(pool, log, poolSize);
     try {
       await storage.#migrate();
     } catch (err) {
@@ -411,107 +411,9 @@ export class PostgresCollectorStorage implements CollectorStorage {
     }
   }
 
-  /**
-   * Optimistic, two round trips and no transaction held open while JavaScript decides: read the installation and the
-   * submission's owner in one snapshot, let the rules decide, then store in one statement (its own transaction) that
-   * writes only if the installation is still as read: unknown (`INSERT ... ON CONFLICT DO NOTHING`), or known with
-   * the same row and the same last_accepted_at (a compare-and-set `UPDATE`). If another instance got there first,
-   * nothing is written and the rules judge again against what it stored; a submission_id stored meanwhile fails the
-   * primary key and is judged again the same way.
-   */
-  async admit<V extends Verdict>(submission: IncomingSubmission, decide: (state: AdmissionState) => V): Promise<V> {
-    const payload = submission.payload;
-    const installationId = payload.installation.installation_id;
-    const attributes = [
-      payload.installation.first_seen,
-      payload.installation.app_version,
-      payload.installation.runtime_version,
-      payload.installation.platform,
-      payload.installation.deployment_mode,
-      payload.installation.country_code,
-      printerTypeSet(payload),
-      printerModelSet(payload),
-    ];
-    const usage = payload.usage_stats;
-    const submissionValues = [
-      payload.submission_id,
-      JSON.stringify(payload),
-      weekStartOf(submission.receivedAt),
-      usage.job_count,
-      usage.job_completed_count,
-      usage.job_failed_count,
-      usage.job_cancelled_count,
-      usage.print_hours,
-      usage.file_count,
-      usage.upload_count,
-      usage.uptime_hours,
-    ];
-    for (let attempt = 1; ; attempt++) {
-      const { rows } = await this.#query<StoredInstallation & { owner: string | null; week_jobs: number | null }>({
-        name: 'collector_admission_state',
-        text: `SELECT i.id, i.secret_hash, i.last_accepted_at, i.deployment_mode, i.app_version, i.country_code,
-                 i.printer_types, i.printer_models,
-                 (SELECT w.job_count FROM weekly_stats w WHERE w.installation = i.id AND w.week_start = $3::date)
-                   AS week_jobs,
-                 (SELECT o.installation_id::text FROM submissions s JOIN installations o ON o.id = s.installation
-                  WHERE s.submission_id = $2) AS owner
-               FROM (SELECT 1) one LEFT JOIN installations i ON i.installation_id = $1`,
-        values: [installationId, payload.submission_id, weekStartOf(submission.receivedAt)],
-      });
-      const state = rows[0];
-      const known = state?.id != null ? state : undefined;
-      const verdict = decide({
-        installation: known && { secretHash: known.secret_hash, lastAcceptedAt: known.last_accepted_at },
-        submissionOwner: state?.owner ?? undefined,
-      });
-      if (!verdict.store) return verdict;
-      let stored: boolean;
-      try {
-        const shard = Math.floor(Math.random() * COUNT_SHARDS);
-        const result = known
-          ? await this.#query<{ stored: number }>({
-              name: 'collector_store_known',
-              text: STORE_KNOWN,
-              values: [
-                known.id,
-                submission.receivedAt,
-                ...submissionValues,
-                known.last_accepted_at,
-                ...attributes,
-                shard,
-                known.week_jobs ?? 0,
-                known.week_jobs != null,
-                known.deployment_mode,
-                known.app_version,
-                known.country_code ?? '',
-                known.printer_types,
-                known.printer_models,
-              ],
-            })
-          : await this.#query<{ stored: number }>({
-              name: 'collector_store_new',
-              text: STORE_NEW,
-              values: [
-                installationId,
-                submission.receivedAt,
-                ...submissionValues,
-                submission.secretHash,
-                ...attributes,
-                shard,
-                0,
-                false,
-              ],
-            });
-        stored = (result.rows[0]?.stored ?? 0) > 0;
-      } catch (err) {
-        if (!RETRY_CODES.has(errorCode(err) ?? '')) throw err;
-        stored = false; // a submission_id taken meanwhile (primary key), or a lost serialization race
-      }
-      if (stored) return verdict;
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new StorageUnavailableError('too much contention on one installation; try again later');
-      }
-    }
+  /** See postgres-admission.ts: grouped, compare-and-set, judged again when another instance got there first. */
+  admit<V extends Verdict>(submission: IncomingSubmission, decide: (state: AdmissionState) => V): Promise<V> {
+    return this.#admission.admit(submission, decide);
   }
 
   deleteInstallation<V extends DeletionVerdict>(
@@ -654,87 +556,6 @@ export class PostgresCollectorStorage implements CollectorStorage {
     return this.#connect();
   }
 }
-
-/**
- * The rows written with a submission. Parameters shared by both statements: $1 see each, $2 received_at,
- * $3 submission_id, $4 payload, $5 week_start, $6..$13 the usage counts, $14 see each, $15..$22 the installation's
- * attributes, $23 the shard of the counts, $24 the job count this week's row had (0 when it is new), $25 whether it
- * existed.
- */
-const SUBMISSION_AND_WEEK = `submission AS (
-    INSERT INTO submissions (submission_id, installation, received_at, payload) SELECT $3, id, $2, $4 FROM installation
-  ), week AS (
-    INSERT INTO weekly_stats AS w (installation, week_start, last_received_at, submission_count, job_count,
-      job_completed_count, job_failed_count, job_cancelled_count, print_hours, file_count, upload_count, uptime_hours,
-      prev_received_at, jobs_from_here, completed_from_here, failed_from_here)
-    SELECT id, $5::date, $2, 1, $6, $7, $8, $9, $10, $11, $12, $13, previous, $6, $7, $8 FROM installation
-    ON CONFLICT (installation, week_start) DO UPDATE SET
-      last_received_at = excluded.last_received_at,
-      submission_count = w.submission_count + 1,
-      job_count = w.job_count + excluded.job_count,
-      job_completed_count = w.job_completed_count + excluded.job_completed_count,
-      job_failed_count = w.job_failed_count + excluded.job_failed_count,
-      job_cancelled_count = w.job_cancelled_count + excluded.job_cancelled_count,
-      print_hours = w.print_hours + excluded.print_hours,
-      file_count = w.file_count + excluded.file_count,
-      upload_count = w.upload_count + excluded.upload_count,
-      uptime_hours = w.uptime_hours + excluded.uptime_hours,
-      jobs_from_here = w.jobs_from_here + excluded.job_count,
-      completed_from_here = w.completed_from_here + excluded.job_completed_count,
-      failed_from_here = w.failed_from_here + excluded.job_failed_count
-  ), counts AS (
-    -- The installation moves to the day of this submission. In key order, so that concurrent statements never wait
-    -- for each other in a cycle.
-    INSERT INTO active_counts AS a (day, dimension, value, shard, installations)
-    SELECT day, dimension, value, $23::smallint, sum(delta) FROM (
-      SELECT ($2 / ${DAY_MS})::integer AS day, d.dimension, d.value, 1 AS delta FROM installation,
-        (VALUES (0, $19::text), (1, $16::text), (2, coalesce($20::text, '')), (3, $21::text), (4, $22::text))
-          AS d (dimension, value)
-      UNION ALL SELECT day, dimension, value, delta FROM departed
-    ) moved GROUP BY day, dimension, value HAVING sum(delta) <> 0 ORDER BY day, dimension, value
-    ON CONFLICT (day, dimension, value, shard) DO UPDATE SET installations = a.installations + excluded.installations
-  ), week_moves AS (
-    -- This week's row moves to the day of this submission, with its new job count.
-    INSERT INTO week_counts AS c (day, week_start, shard, weekly_rows, jobs)
-    SELECT day, $5::date, $23::smallint, sum(weekly_rows), sum(jobs) FROM (
-      SELECT ($2 / ${DAY_MS})::integer AS day, 1 AS weekly_rows, $24::bigint + $6 AS jobs FROM installation
-      UNION ALL
-      SELECT (previous / ${DAY_MS})::integer, -1, -$24::bigint FROM installation WHERE $25::boolean
-    ) moved GROUP BY day HAVING sum(weekly_rows) <> 0 OR sum(jobs) <> 0 ORDER BY day
-    ON CONFLICT (day, week_start, shard) DO UPDATE
-      SET weekly_rows = c.weekly_rows + excluded.weekly_rows, jobs = c.jobs + excluded.jobs
-  )
-  SELECT count(*) AS stored FROM installation`;
-
-/**
- * A known installation ($1 its row id, $14 the last_accepted_at the rules saw, $26..$30 its stored attributes):
- * stored only if both still hold; earlier rows that may still open a window get the new jobs in their totals.
- */
-const STORE_KNOWN = `WITH installation AS (
-    UPDATE installations SET last_accepted_at = $2, first_seen = $15, app_version = $16, runtime_version = $17,
-      platform = $18, deployment_mode = $19, country_code = $20, printer_types = $21, printer_models = $22
-    WHERE id = $1 AND last_accepted_at = $14
-    RETURNING id, $14::bigint AS previous
-  ), earlier AS (
-    UPDATE weekly_stats SET jobs_from_here = jobs_from_here + $6, completed_from_here = completed_from_here + $7,
-      failed_from_here = failed_from_here + $8
-    WHERE installation = (SELECT id FROM installation) AND week_start < $5::date
-      AND last_received_at >= $2 - ${WINDOW_MARGIN_MS}
-  ), departed AS (
-    SELECT ($14 / ${DAY_MS})::integer AS day, d.dimension, d.value, -1 AS delta FROM installation,
-      (VALUES (0, $26::text), (1, $27::text), (2, $28::text), (3, $29::text), (4, $30::text)) AS d (dimension, value)
-  ), ${SUBMISSION_AND_WEEK}`;
-
-/** A first contact ($1 installation_id, $14 the secret hash): stored only if no instance registered it meanwhile. */
-const STORE_NEW = `WITH installation AS (
-    INSERT INTO installations (installation_id, secret_hash, registered_at, last_accepted_at, first_seen, app_version,
-      runtime_version, platform, deployment_mode, country_code, printer_types, printer_models)
-    VALUES ($1, $14, $2, $2, $15, $16, $17, $18, $19, $20, $21, $22)
-    ON CONFLICT (installation_id) DO NOTHING
-    RETURNING id, 0::bigint AS previous
-  ), departed AS (
-    SELECT 0 AS day, 0 AS dimension, ''::text AS value, 0 AS delta WHERE false
-  ), ${SUBMISSION_AND_WEEK}`;
 
 /**
  * The first window day counted whole, and where the partial day before it ends: the window's installations are

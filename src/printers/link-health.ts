@@ -48,9 +48,10 @@ export class LinkHealth {
   seen(): void {
     this.lastSeenAt = this.clock.now();
     this.failures = 0;
+    // An answer ends any link problem, also one from a failed try too short to count as an outage.
+    this.setProblem(null);
     if (!this.up) {
       this.up = true;
-      this.setProblem(null);
       this.sink({ kind: 'connected' });
     }
     this.sink({ kind: 'seen' });

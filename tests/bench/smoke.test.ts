@@ -2,7 +2,7 @@
  * Every benchmark in quick mode (`bench/run.ts --quick`: small sizes, seconds each), each through `bench/run.ts` as
  * `npm run bench` runs it (the module in its own child process), so that a change that breaks a benchmark fails
  * `npm test`. No timing is judged: only that each module runs, exits cleanly and prints rows that bench/check.ts
- * accepts (finite numbers, positive baselines, ratio = value / baseline, a unit). The modules come from bench/run.ts's list, so
+ * accepts (finite numbers >= 0, positive baselines, a unit). The modules come from bench/run.ts's list, so
  * a new one is covered once it is there; the last test makes sure no benchmark in bench/ is left out of that list.
  */
 import { spawn } from 'node:child_process';

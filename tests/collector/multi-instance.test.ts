@@ -213,6 +213,25 @@ describe.skipIf(skipPostgres())('two collector instances on one PostgreSQL datab
     expect(fromB?.body).toEqual(fromA?.body);
   });
 
+  it('gives a submission_id claimed by two installations at once to one, without failing the others', async () => {
+    const { a, b, clock, store } = await instances(2);
+    for (let round = 0; round < 3; round++) {
+      const submissionId = randomUUID();
+      // Each clashing submission travels with innocent ones: a lost race must not fail its group.
+      const sent = [a, b].flatMap((c) => [
+        { c, payload: makePayload({ submissionId, nowMs: clock.ms }), clash: true },
+        ...Array.from({ length: 5 }, () => ({ c, payload: makePayload({ nowMs: clock.ms }), clash: false })),
+      ]);
+      const statuses = await Promise.all(
+        sent.map(async ({ c, payload }) => (await c.submit(payload, newSecret())).status),
+      );
+      expect(statuses.filter((_, i) => sent[i]?.clash).sort()).toEqual([200, 409]);
+      expect(statuses.filter((_, i) => !sent[i]?.clash)).toEqual(Array(10).fill(200));
+    }
+    expect(await store.count('SELECT count(*) FROM submissions')).toBe(33);
+    await expectRollupsRebuildable(store.options.database as string, clock.ms);
+  });
+
   it('runs the migrations once when instances start together', async () => {
     const store = await backend.createStore();
     cleanups.push(() => store.cleanup());

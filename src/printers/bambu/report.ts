@@ -234,6 +234,7 @@ export class BambuReportState {
    */
   private staleFailReason = false;
   private starts = 0;
+  private slugCache: { hms: HmsEntry[] | undefined; code: number | undefined; slugs: readonly string[] } | null = null;
 
   /** How many times the printer went from anything else into a job state (PREPARE, SLICING, RUNNING, PAUSE). */
   get jobStarts(): number {
@@ -242,7 +243,8 @@ export class BambuReportState {
 
   /** Merge a status report and describe the result for the tracker. */
   apply(report: PrintFields): JobObservation {
-    const before = { printError: this.fields.print_error, mcCode: this.fields.mc_print_error_code };
+    const printErrorBefore = this.fields.print_error;
+    const mcCodeBefore = this.fields.mc_print_error_code;
     const state = this.fields as Record<string, unknown>;
     for (const key in report) {
       if (key === 'msg' || key === 'sequence_id') continue;
@@ -266,8 +268,8 @@ export class BambuReportState {
     // (the real H2C full report is FAILED with fail_reason "50348044" and print_error 0), so it counts only in a
     // FAILED report, and not when the job already showed it while running.
     const cancelSeen =
-      (report.print_error === CANCEL_PRINT_ERROR && before.printError !== CANCEL_PRINT_ERROR) ||
-      (report.mc_print_error_code === CANCEL_MC_ERROR_CODE && before.mcCode !== CANCEL_MC_ERROR_CODE) ||
+      (report.print_error === CANCEL_PRINT_ERROR && printErrorBefore !== CANCEL_PRINT_ERROR) ||
+      (report.mc_print_error_code === CANCEL_MC_ERROR_CODE && mcCodeBefore !== CANCEL_MC_ERROR_CODE) ||
       (jobState === 'failed' && failReasonCancel && !this.staleFailReason);
 
     return {
@@ -299,13 +301,17 @@ export class BambuReportState {
     return null;
   }
 
-  private errorSlugs(): string[] {
-    const slugs: string[] = [];
-    for (const entry of this.fields.hms ?? []) slugs.push(hmsSlug(entry));
+  /** The slugs of what the printer shows now; the same (unmodified) array while hms and print_error stay. */
+  private errorSlugs(): readonly string[] {
+    const hms = this.fields.hms;
     const code = this.fields.print_error;
+    if (this.slugCache && this.slugCache.hms === hms && this.slugCache.code === code) return this.slugCache.slugs;
+    const slugs: string[] = [];
+    for (const entry of hms ?? []) slugs.push(hmsSlug(entry));
     if (code !== undefined && Number.isInteger(code) && code > 0 && code !== CANCEL_PRINT_ERROR) {
       slugs.push(printErrorSlug(code));
     }
+    this.slugCache = { hms, code, slugs };
     return slugs;
   }
 }
@@ -326,13 +332,19 @@ export function liveStatus(fields: BambuPrintState): LiveStatus {
 
 const STATE_WORD = /^[A-Z_]{1,20}$/;
 
+let lastWord: { word: string; shown: string } | null = null;
+
 /** The printer's own state word for the snapshot, limited to a plain upper-case word. */
 export function snapshotState(fields: BambuPrintState): string | null {
   const word = fields.gcode_state;
   if (word === undefined) return null;
   if (word === '') return 'UNKNOWN';
+  // The same word report after report: checked once.
+  if (lastWord?.word === word) return lastWord.shown;
   const upper = word.toUpperCase();
-  return STATE_WORD.test(upper) ? upper : 'UNKNOWN';
+  const shown = STATE_WORD.test(upper) ? upper : 'UNKNOWN';
+  lastWord = { word, shown };
+  return shown;
 }
 
 export function snapshotProgress(fields: BambuPrintState): number | null {
