@@ -65,7 +65,7 @@ export async function runDemo(flags: {
     port: 0,
     host: '127.0.0.1',
     dataDir: join(dataDir, 'collector'),
-    logger: logger.child({ component: 'collector' }),
+    logger,
   });
 
   const config = parseConfig({
