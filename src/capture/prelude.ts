@@ -8,6 +8,7 @@
  * listings), every poll being a full answer. Raw text is kept as it came; it is redacted only when written.
  */
 import type { RawTraffic } from '../printers/types.js';
+import { parseObject } from './printer-facts.js';
 
 /**
  * Change reports are kept as text until this many bytes pile up, then merged into the full report (one parse each,
@@ -17,17 +18,6 @@ const MAX_PENDING_BYTES = 64 * 1024;
 const FULL_REPORT = /"msg"\s*:\s*0\s*[,}]/;
 
 type HttpTraffic = Extract<RawTraffic, { kind: 'http' }>;
-
-function parseObject(text: string): Record<string, unknown> | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
-  }
-}
 
 export interface PreludeKeeper {
   observe(entry: RawTraffic): void;

@@ -9,7 +9,8 @@ function asVersion(value: unknown): string | null {
   return typeof value === 'string' && FIRMWARE_SHAPE.test(value) ? value : null;
 }
 
-function parseObject(text: string): Record<string, unknown> | null {
+/** A JSON object from text, or null for anything else (never throws). */
+export function parseObject(text: string): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === 'object' && value !== null && !Array.isArray(value)

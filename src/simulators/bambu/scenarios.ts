@@ -4,7 +4,7 @@
  * Times are simulated seconds from the scenario's start; the printer's model decides how it cancels (P2S/H2: FAILED
  * first, the code seconds later; A1: the code first, twice).
  */
-import type { FailureType } from '../../stats/events.js';
+import type { ScenarioStep as GenericStep, ScenarioExpectation } from '../scenario.js';
 import type { HmsEntry, SimulatedPrinter } from './printer.js';
 import { studioProjectFile } from './wire.js';
 
@@ -19,19 +19,8 @@ export interface ScenarioTarget {
   publish(body: Record<string, unknown>): void;
 }
 
-export interface ScenarioStep {
-  at: number;
-  run: (target: ScenarioTarget) => void;
-}
-
-/** The events a correct bridge records for a scenario (besides printer_connected/disconnected). */
-export interface ScenarioExpectation {
-  job_created: number;
-  job_completed: number;
-  job_failed: FailureType[];
-  file_uploaded: number;
-  error_occurred: string[];
-}
+export type ScenarioStep = GenericStep<ScenarioTarget>;
+export type { ScenarioExpectation };
 
 export interface Scenario {
   name: ScenarioName;

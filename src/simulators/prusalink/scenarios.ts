@@ -3,7 +3,7 @@
  * records for it. The demo runs them in turn; the end-to-end tests run each one against the real driver and compare.
  * Times are simulated seconds from the scenario's start.
  */
-import type { FailureType } from '../../stats/events.js';
+import type { ScenarioStep as GenericStep, ScenarioExpectation } from '../scenario.js';
 import type { PrusaLinkFlavour, SimulatedPrusaPrinter } from './printer.js';
 
 /** What a scenario step may touch: the printer and whether it answers at all. */
@@ -13,19 +13,8 @@ export interface ScenarioTarget {
   setReachable(on: boolean): void;
 }
 
-export interface ScenarioStep {
-  at: number;
-  run: (target: ScenarioTarget) => void;
-}
-
-/** The events a correct bridge records for a scenario (besides printer_connected/disconnected). */
-export interface ScenarioExpectation {
-  job_created: number;
-  job_completed: number;
-  job_failed: FailureType[];
-  file_uploaded: number;
-  error_occurred: string[];
-}
+export type ScenarioStep = GenericStep<ScenarioTarget>;
+export type { ScenarioExpectation };
 
 export interface Scenario {
   name: ScenarioName;
