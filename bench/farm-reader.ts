@@ -73,15 +73,18 @@ async function main(opts: ReaderOptions): Promise<void> {
   let stopped = false;
   pollers.forEach((client, i) => {
     const poll = async () => {
+      const started = performance.now();
       const res = await client.get('/api/v1/status');
       if (res.ok) {
         JSON.parse(res.body);
         counts.polls++;
       }
-      if (!stopped) timers[i] = setTimeout(poll, opts.pollS * 1000);
+      // As the daemon's driver schedules: fixed rate, the time the poll took counted towards the interval.
+      const wait = Math.max(0, opts.pollS * 1000 - (performance.now() - started));
+      if (!stopped) timers[i] = setTimeout(poll, wait);
     };
-    // Spread over one interval, as the daemon's polls spread by themselves.
-    timers[i] = setTimeout(poll, (opts.pollS * 1000 * i) / pollers.length);
+    // All at once at start, as the daemon's drivers start (so both poll in the same rhythm: together, every interval).
+    timers[i] = setTimeout(poll, 0);
   });
   await Promise.all(connecting);
 

@@ -20,6 +20,7 @@
  *   BENCH_QUICK=1 npm run bench -- --only farm          # 10 Bambu Lab + 5 PrusaLink, seconds
  *   FARM_CPU_PROF=/tmp/prof npm run bench -- --only farm --minutes 2   # the farm daemon under --cpu-prof
  *   FARM_BAMBU=150 FARM_PRUSA=100 ...                  # another farm size
+ *   FARM_DAEMON_FLAGS='--max-semi-space-size=2 --heap-growing-percent=30' ...   # other node flags than the add-on's
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -202,6 +203,13 @@ async function startBroker(dir: string): Promise<Broker> {
   };
 }
 
+/**
+ * Preloaded into the farm daemon (with --expose-gc): on SIGWINCH a full GC, then the V8 heap still in use, as one
+ * marked line on stderr. Asked for twice only, so that retained memory can be told from the heap V8 merely keeps.
+ */
+const HEAP_PROBE = `process.on('SIGWINCH', () => { globalThis.gc?.(); process._rawDebug('FARM_HEAP ' + process.memoryUsage().heapUsed); });`;
+export const HEAP_PROBE_FLAGS = ['--expose-gc', '--import', `data:text/javascript,${encodeURIComponent(HEAP_PROBE)}`];
+
 interface Daemon {
   child: ChildProcess;
   pid: number;
@@ -209,6 +217,8 @@ interface Daemon {
   dataDir: string;
   /** Log lines at warn level or above so far. */
   warnings(): number;
+  /** MB of V8 heap in use right after a full GC (needs HEAP_PROBE_FLAGS); null when it does not answer. */
+  heapAfterGc(): Promise<number | null>;
   /** The last lines of its output. */
   tail(): string;
   /** SIGTERM, and how it went. */
@@ -264,6 +274,7 @@ async function startDaemon(printers: FarmPrinters, brokerUrl: string, flags: str
   });
   let warnings = 0;
   let tail = '';
+  let heapLine: ((bytes: number) => void) | null = null;
   const keep = (line: string) => {
     tail = `${tail}${line}\n`.slice(-6000);
   };
@@ -272,7 +283,10 @@ async function startDaemon(printers: FarmPrinters, brokerUrl: string, flags: str
   );
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the daemon did not start within 60 s:\n${tail}`)), 60_000);
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', keep);
+    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
+      if (line.startsWith('FARM_HEAP ')) heapLine?.(Number(line.slice('FARM_HEAP '.length)));
+      else keep(line);
+    });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       keep(line);
       let entry: { level?: number; msg?: string; port?: number };
@@ -298,6 +312,17 @@ async function startDaemon(printers: FarmPrinters, brokerUrl: string, flags: str
     port,
     dataDir,
     warnings: () => warnings,
+    heapAfterGc() {
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(null), 5000);
+        heapLine = (bytes) => {
+          clearTimeout(timer);
+          heapLine = null;
+          resolve(round(bytes / 1048576, 1));
+        };
+        child.kill('SIGWINCH');
+      });
+    },
     tail: () => tail,
     async stop() {
       const started = performance.now();
@@ -488,12 +513,21 @@ export async function run(): Promise<BenchRow[]> {
   if (!(minutes > 0)) throw new Error('--minutes / FARM_MINUTES must be a positive number');
   const windowS = minutes * 60;
   const built = build();
-  const flags = addonNodeFlags();
+  // FARM_DAEMON_FLAGS replaces the add-on's flags for the daemon and the reader (trying another V8 setting).
+  const override = process.env.FARM_DAEMON_FLAGS;
+  const flags = override === undefined ? addonNodeFlags() : override.split(' ').filter(Boolean);
   const profileDir = process.env.FARM_CPU_PROF;
-  const farmFlags = profileDir ? [...flags, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : flags;
+  const farmFlags = [
+    ...flags,
+    ...HEAP_PROBE_FLAGS,
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+  ];
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-farm-'));
   const loadAtStart = loads();
-  log(`${BAMBU} Bambu Lab + ${PRUSA} PrusaLink printers, ${minutes} min; daemon flags '${flags.join(' ')}'; ${built}`);
+  log(
+    `${BAMBU} Bambu Lab + ${PRUSA} PrusaLink printers, ${minutes} min; daemon flags '${flags.join(' ')}'` +
+      `${override === undefined ? ' (the add-on run script)' : ' (FARM_DAEMON_FLAGS)'}; ${built}`,
+  );
   log(`load ${loadAtStart.join('/')} on ${os.cpus().length} cores`);
 
   const helpers: Helper[] = [];
@@ -576,6 +610,7 @@ export async function run(): Promise<BenchRow[]> {
     const take = () => samples.push({ t: elapsed(), ticks: cpuTicks(daemon.pid), rssKb: procStatus(daemon.pid).rssKb });
     take();
     const loadByMinute: number[][] = [];
+    let heapFirst: number | null = null;
     const api = pollApi(daemon.port, () => elapsed() >= windowS);
     while (elapsed() < windowS) {
       const nextSample = Math.min(windowS, (Math.floor(elapsed() / SAMPLE_S) + 1) * SAMPLE_S);
@@ -585,6 +620,8 @@ export async function run(): Promise<BenchRow[]> {
       const last = samples[samples.length - 1] as Sample;
       if (Math.round(last.t) % WINDOW_S === 0 || last.t >= windowS) {
         loadByMinute.push(loads());
+        // Retained heap once the first minute's jobs run (not in a longer window's last sample, read below).
+        if (heapFirst === null && last.t < windowS - 1) heapFirst = await daemon.heapAfterGc();
         const c = await allCounts();
         log(
           `t=${Math.round(last.t)}s rss=${round(last.rssKb / 1024, 1)}MB cpu so far ${round(((last.ticks - (samples[0] as Sample).ticks) / CLOCK_TICKS_PER_S / last.t) * 100, 2)}% ` +
@@ -593,6 +630,7 @@ export async function run(): Promise<BenchRow[]> {
       }
     }
     const latencies = await api;
+    const heapEnd = await daemon.heapAfterGc();
     const countsAtEnd = await allCounts();
     const rssSamples = samples.slice(1);
 
@@ -659,7 +697,7 @@ export async function run(): Promise<BenchRow[]> {
     const farmNote =
       `${BAMBU} Bambu Lab (TLS MQTT, 1 report/s, ${BAMBU_JOBS.speed}x clock) + ${PRUSA} PrusaLink (digest, ` +
       `poll_interval_s ${POLL_S}; 5 s while printing) simulators in ${simHelpers.length} processes, MQTT mirror to ` +
-      `${broker.kind} with discovery, daemon 'node ${flags.join(' ')} dist/src/cli.js run' (${built}), ` +
+      `${broker.kind} with discovery, daemon 'node ${flags.join(' ')} dist/src/cli.js run' (${built}; plus --expose-gc and a probe for two forced GCs), ` +
       `${minutes} min with jobs after ${round((farmStart - startedAt) / 1000, 0)} s start-up ` +
       `and idle measurement; ${online} online; ${warnings} warn/error log lines; ${apiRequests} API requests ` +
       `(${round((apiRequests / windowWall) * 1, 1)}/s) meanwhile; ${loadNote}`;
@@ -704,6 +742,17 @@ export async function run(): Promise<BenchRow[]> {
         round(median(firstMinute), 1),
         `median RSS over the last ${WINDOW_S} s of the window vs the first ${WINDOW_S} s (ratio = growth)`,
       ),
+      ...(heapFirst !== null && heapEnd !== null && heapFirst > 0
+        ? [
+            row(
+              'farm_daemon_heap_after_gc',
+              heapEnd,
+              'MB',
+              heapFirst,
+              `V8 heap in use right after a forced full GC at the end of the window vs after the first ${WINDOW_S} s (the daemon runs with --expose-gc and a preloaded probe for these two GCs): what the daemon retains, without the garbage V8 lets pile up between its own GCs`,
+            ),
+          ]
+        : []),
       row(
         'farm_api_printers_p99',
         round(percentile(latencies.printers, 99), 1),

@@ -53,8 +53,12 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   app.use('/api/*', limitBody, requireJsonOrEmpty);
   app.use('/api/*', async (c, next) => {
     await next();
-    c.header('Cache-Control', c.res.headers.get('Cache-Control') ?? 'no-store');
-    c.header('X-Content-Type-Options', 'nosniff');
+    // On the finished response's own headers. c.header() after next() rebuilds the response around its body as a
+    // ReadableStream, which @hono/node-server then writes through web streams instead of one res.end(string): a
+    // quarter more server time per answer (GET /api/v1/printers with 500 printers: 1.8 vs 1.4 ms, bench/farm.ts).
+    const headers = c.res.headers;
+    if (!headers.has('Cache-Control')) headers.set('Cache-Control', 'no-store');
+    headers.set('X-Content-Type-Options', 'nosniff');
   });
 
   app.route(

@@ -149,6 +149,17 @@ describe('HTTP API', () => {
     expect((await json('/api/v1/printers')).body).toEqual({ printers: [] });
   });
 
+  it('every API answer is no-store and nosniff, errors included, with its length', async () => {
+    for (const path of ['/api/v1/printers', '/api/v1/usage-stats/local', '/api/v1/nothing-here']) {
+      const response = await fetch(base + path);
+      const text = await response.text();
+      expect(response.headers.get('cache-control'), path).toBe('no-store');
+      expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(response.headers.get('content-type'), path).toMatch(/^application\/json/);
+      expect(Number(response.headers.get('content-length')), path).toBe(Buffer.byteLength(text));
+    }
+  });
+
   it('serves the UI with relative URLs', async () => {
     const response = await fetch(`${base}/`);
     expect(response.status).toBe(200);

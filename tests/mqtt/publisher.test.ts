@@ -175,6 +175,41 @@ describe.skipIf(!haveMosquitto)('MQTT mirror against mosquitto', () => {
     expect(after.get('printernizer/bridge/state')).toBe('offline');
   });
 
+  it('sends the printer states changed within the flush window together, the latest of each, and the rest at stop', async () => {
+    const broker = await startBroker();
+    const observer = await observe(broker.url);
+    const { mirror } = startMirror({
+      url: broker.url,
+      printers: [X1C, MK4],
+      snapshots: [snapshotOf(X1C), snapshotOf(MK4)],
+      tuning: { stateFlushMs: 300 },
+    });
+    await waitFor(() => mirror.connected, 5000, 'connect');
+    const x1cTopic = 'printernizer/printers/workshop_x1c/state';
+    const mk4Topic = 'printernizer/printers/mk4/state';
+    await observer.waitFor(
+      () => observer.on(x1cTopic).length === 1 && observer.on(mk4Topic).length === 1,
+      'on connect',
+    );
+
+    for (const progress of [43, 44, 45]) mirror.printersChanged([snapshotOf(X1C, { progress })]);
+    mirror.printersChanged([snapshotOf(MK4, { state: 'FINISHED', progress: 100 })]);
+    await sleep(100);
+    expect(observer.on(x1cTopic)).toHaveLength(1); // still within the window
+    await observer.waitFor(() => observer.on(x1cTopic).length === 2 && observer.on(mk4Topic).length === 2, 'flush');
+    expect(JSON.parse(observer.last(x1cTopic)!.payload).progress).toBe(45);
+    expect(JSON.parse(observer.last(mk4Topic)!.payload).state).toBe('FINISHED');
+    await sleep(400);
+    expect(observer.on(x1cTopic)).toHaveLength(2);
+
+    // A change still waiting when the mirror stops is sent before `offline`.
+    mirror.printersChanged([snapshotOf(X1C, { state: 'FINISH', progress: 100 })]);
+    await mirror.stop();
+    const retained = await retainedSnapshot(broker.url, ['printernizer/#']);
+    expect(JSON.parse(retained.get(x1cTopic)!).state).toBe('FINISH');
+    expect(retained.get('printernizer/bridge/state')).toBe('offline');
+  });
+
   it('updates a printer device in discovery once its model is known', async () => {
     const broker = await startBroker();
     const { mirror, snapshots } = startMirror({
