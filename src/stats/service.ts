@@ -25,6 +25,7 @@ import {
   runtimeVersion,
 } from './privacy.js';
 import type { UsageRepository } from './repository.js';
+import { EventTotals } from './totals.js';
 
 const MINUTE_MS = 60_000;
 /** The collector refuses periods longer than 31 days. */
@@ -110,6 +111,8 @@ export type RecordedListener = (event: UsageEvent) => void;
 
 export class UsageStatsService {
   private readonly repository: UsageRepository;
+  /** All-time counts and printing time, kept current (a farm's year of events is too many to recount per read). */
+  private readonly totals: EventTotals;
   private readonly logger: Logger;
   private readonly env: NodeJS.ProcessEnv;
   private readonly now: () => Date;
@@ -124,6 +127,7 @@ export class UsageStatsService {
 
   constructor(private readonly options: ServiceOptions) {
     this.repository = options.repository;
+    this.totals = new EventTotals(options.repository);
     this.logger = options.logger.child({ component: 'stats' });
     this.env = options.env ?? process.env;
     this.now = options.now ?? (() => new Date());
@@ -242,6 +246,7 @@ export class UsageStatsService {
       }
       return null;
     }
+    this.totals.recorded(entry.event_type, entry.metadata);
     const event: UsageEvent = { id, ...entry, submitted: false, submitted_at: null };
     // After the commit: one line per stored event (id and type only), so a crash test can prove none is lost.
     this.logger.debug({ event_id: id, event_type: entry.event_type }, 'event recorded');
@@ -373,8 +378,8 @@ export class UsageStatsService {
   getLocalStats(): LocalStats {
     const weekAgo = new Date(this.now().getTime() - 7 * 86_400_000).toISOString();
     const week = this.repository.countsByType({ start: weekAgo });
-    const byType = this.repository.countsByType();
-    const total = Object.values(byType).reduce((sum, n) => sum + (n ?? 0), 0);
+    const byType = this.totals.countsByType();
+    const total = this.totals.totalEvents();
     return {
       installation_id: this.installationId(),
       first_seen: this.repository.getSetting(SETTINGS.firstSeen),
@@ -397,7 +402,7 @@ export class UsageStatsService {
 
   /** Printing time of every stored job, completed or failed (the only events with duration_seconds), in seconds. */
   totalPrintSeconds(): number {
-    return this.repository.sumMetadata('duration_seconds');
+    return this.totals.totalPrintSeconds();
   }
 
   /**
