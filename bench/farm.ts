@@ -373,6 +373,8 @@ interface IdleMeasure {
   readerCpu: number;
   readerReportsPerS: number;
   daemonRssMb: number;
+  /** What holding the same sessions and parsing the same reports takes, nothing else: the floor of the daemon's RSS. */
+  readerRssMb: number;
 }
 
 /** Every printer idle: the daemon and the reader over the same printers, side by side. */
@@ -403,10 +405,12 @@ async function measureIdle(daemon: Daemon, printers: FarmPrinters, flags: string
       readerCpu,
       readerReportsPerS: (after.reports - before.reports) / seconds,
       daemonRssMb: procStatus(daemon.pid).rssKb / 1024,
+      readerRssMb: procStatus(reader.pid).rssKb / 1024,
     };
     log(
       `idle ${measured.bambu} Bambu + ${measured.prusa} PrusaLink (${online} online): daemon ${round(daemonCpu, 2)}%, ` +
-        `reader ${round(readerCpu, 2)}% (${round(measured.readerReportsPerS, 1)} reports/s), load ${loads().join('/')}`,
+        `reader ${round(readerCpu, 2)}% (${round(measured.readerReportsPerS, 1)} reports/s); RSS daemon ` +
+        `${round(measured.daemonRssMb, 1)} MB, reader ${round(measured.readerRssMb, 1)} MB; load ${loads().join('/')}`,
     );
     return measured;
   } finally {
@@ -714,7 +718,7 @@ export async function run(): Promise<BenchRow[]> {
       `(${recorded.events} events, ${recorded.errors} error_occurred)`;
     const idleNote = (m: IdleMeasure) =>
       `${m.bambu} Bambu Lab + ${m.prusa} PrusaLink idle (${m.online} online), ${IDLE_MEASURE_S} s after ` +
-      `${IDLE_WARMUP_S} s warm-up; daemon RSS ${round(m.daemonRssMb, 1)} MB; baseline: a reader process with the same ` +
+      `${IDLE_WARMUP_S} s warm-up; RSS daemon ${round(m.daemonRssMb, 1)} MB, reader ${round(m.readerRssMb, 1)} MB; baseline: a reader process with the same ` +
       `flags that receives and JSON-parses the same reports (${round(m.readerReportsPerS, 1)}/s) and polls, nothing else`;
     const added = Math.max(0, idleFull.daemonCpu - idleHalf.daemonCpu);
     const addedBaseline = Math.max(0.01, idleFull.readerCpu - idleHalf.readerCpu);

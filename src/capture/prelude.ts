@@ -5,19 +5,13 @@
  *
  * Bambu Lab: the last `get_version` reply and the status reports since the last full one, merged field by field into
  * one full report (P1 and A1 send only changes). PrusaLink: the last answer of each path (version, status, job, storage
- * listings), every poll being a full answer. Raw text is kept as it came; it is redacted only when written.
+ * listings), every poll being a full answer. What is kept is redacted only when a capture writes it.
  */
 import type { RawTraffic } from '../printers/types.js';
 import { parseObject } from './printer-facts.js';
 
-/**
- * Change reports are kept as text until this many bytes pile up, then merged into the full report (one parse each,
- * spread out): bounded memory for a printer that never pushes all, and no parse at all for most of them.
- */
-const MAX_PENDING_BYTES = 64 * 1024;
-const FULL_REPORT = /"msg"\s*:\s*0\s*[,}]/;
-
 type HttpTraffic = Extract<RawTraffic, { kind: 'http' }>;
+type MqttTraffic = Extract<RawTraffic, { kind: 'mqtt' }>;
 
 export interface PreludeKeeper {
   observe(entry: RawTraffic): void;
@@ -29,11 +23,12 @@ export class BambuPrelude implements PreludeKeeper {
   private up = false;
   private topic: string | null = null;
   private version: string | null = null;
-  /** The last full report as it came, and the change reports after it (merged when they pile up). */
-  private full: string | null = null;
+  /**
+   * The last full report merged with every change report since, field by field, as each arrives. Kept as the driver's
+   * own parse of each report (entry.json), not as text: a farm's printers send hundreds of reports a second, and text
+   * kept until a capture asks outlived the young generation and filled the old one (bench/farm.ts).
+   */
   private merged: Record<string, unknown> | null = null;
-  private pending: string[] = [];
-  private pendingBytes = 0;
 
   observe(entry: RawTraffic): void {
     if (entry.kind === 'link') {
@@ -42,24 +37,15 @@ export class BambuPrelude implements PreludeKeeper {
     }
     if (entry.kind !== 'mqtt') return;
     this.topic = entry.topic;
-    const text = entry.payload;
-    if (text.includes('"get_version"')) {
-      this.version = text;
+    if (entry.payload.includes('"get_version"')) {
+      this.version = entry.payload;
       return;
     }
-    if (!text.includes('"print"')) return;
-    // A full report replaces everything before it. Told apart without parsing (the driver parses every report
-    // already; a second parse of every X1 full report, 25 kB a second, would double that): kept as text, parsed only
-    // when a capture starts.
-    if (FULL_REPORT.test(text) && text.includes('"push_status"')) {
-      this.full = text;
-      this.pending = [];
-      this.pendingBytes = 0;
-      return;
-    }
-    this.pending.push(text);
-    this.pendingBytes += text.length;
-    if (this.pendingBytes >= MAX_PENDING_BYTES) this.compact();
+    const print = statusReportOf(entry);
+    if (!print) return;
+    // A full report replaces everything before it; the merged object is ours, the reports' values are shared.
+    if (print.msg === 0 || this.merged === null) this.merged = { ...print };
+    else Object.assign(this.merged, print);
   }
 
   prelude(): RawTraffic[] {
@@ -67,37 +53,22 @@ export class BambuPrelude implements PreludeKeeper {
     if (this.up) out.push({ kind: 'link', up: true });
     if (!this.topic) return out;
     if (this.version) out.push({ kind: 'mqtt', topic: this.topic, payload: this.version });
-    this.compact();
     if (this.merged) {
       const print = { ...this.merged, command: 'push_status', msg: 0 };
       out.push({ kind: 'mqtt', topic: this.topic, payload: JSON.stringify({ print }) });
     }
     return out;
   }
+}
 
-  private printOf(text: string): Record<string, unknown> | null {
-    const print = parseObject(text)?.print;
-    if (typeof print !== 'object' || print === null || Array.isArray(print)) return null;
-    const command = (print as { command?: unknown }).command;
-    // Status reports only: acknowledgements carry `print` too.
-    return command === 'push_status' || command === undefined ? (print as Record<string, unknown>) : null;
-  }
-
-  private compact(): void {
-    if (this.full !== null) {
-      this.merged = this.printOf(this.full);
-      this.full = null;
-    }
-    if (this.pending.length === 0) return;
-    const merged = { ...(this.merged ?? {}) };
-    for (const text of this.pending) {
-      const print = this.printOf(text);
-      if (print) Object.assign(merged, print);
-    }
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.merged = Object.keys(merged).length > 0 ? merged : null;
-  }
+/** The `print` object of a status report (acknowledgements carry `print` too), from the driver's parse if it made one. */
+function statusReportOf(entry: MqttTraffic): Record<string, unknown> | null {
+  const body = 'json' in entry ? entry.json : parseObject(entry.payload);
+  if (typeof body !== 'object' || body === null) return null;
+  const print = (body as { print?: unknown }).print;
+  if (typeof print !== 'object' || print === null || Array.isArray(print)) return null;
+  const command = (print as { command?: unknown }).command;
+  return command === 'push_status' || command === undefined ? (print as Record<string, unknown>) : null;
 }
 
 /** Paths in the order a driver asks for them after (re)connecting. */

@@ -119,8 +119,11 @@ export interface PrinterSnapshot {
  * Link changes are included so a replay can reproduce outages.
  */
 export type RawTraffic =
-  /** Bambu Lab: one MQTT message on the report topic. */
-  | { kind: 'mqtt'; topic: string; payload: string }
+  /**
+   * Bambu Lab: one MQTT message on the report topic; `json` is the driver's own parse of it when it is JSON (absent
+   * when it was not parsed: too large, or traffic that did not come from a driver). Shared, never to be changed.
+   */
+  | { kind: 'mqtt'; topic: string; payload: string; json?: unknown }
   /** PrusaLink: one answered request; `status` null when there was no HTTP answer (`failure` says why). */
   | { kind: 'http'; path: string; status: number | null; body: string | null; failure?: string }
   /** The session or poll loop went up or down (Bambu CONNACK/close, PrusaLink offline after failed polls). */

@@ -29,6 +29,30 @@ describe('preludes', () => {
     expect(prelude.prelude().map((e) => e.kind)).toEqual(['mqtt']);
   });
 
+  it('Bambu Lab: merges the driver’s own parse of each report, keeps no report text and changes no report', () => {
+    const prelude = new BambuPrelude();
+    // The text is never parsed again when the driver's parse comes with it (a wrong text would show otherwise).
+    const parsed = (print: Record<string, unknown>): RawTraffic => ({
+      kind: 'mqtt',
+      topic: 'device/S/report',
+      payload: '{"print":{"command":"push_status","ignored":true}}',
+      json: { print: { command: 'push_status', ...print } },
+    });
+    const full = parsed({ msg: 0, gcode_state: 'IDLE', mc_percent: 0 });
+    prelude.observe(full);
+    prelude.observe(parsed({ msg: 1, mc_percent: 40 }));
+    // Not JSON (no parse from the driver): nothing to merge, nothing kept.
+    prelude.observe({ kind: 'mqtt', topic: 'device/S/report', payload: 'not json', json: undefined });
+    const print = JSON.parse((prelude.prelude()[0] as { payload: string }).payload).print;
+    expect(print).toEqual({ command: 'push_status', msg: 0, gcode_state: 'IDLE', mc_percent: 40 });
+    expect((full as { json: { print: object } }).json.print).toEqual({
+      command: 'push_status',
+      msg: 0,
+      gcode_state: 'IDLE',
+      mc_percent: 0,
+    });
+  });
+
   it('PrusaLink: the last answer of each path, version and status first', () => {
     const prelude = new PrusaLinkPrelude();
     const http = (path: string, body: string): RawTraffic => ({ kind: 'http', path, status: 200, body });

@@ -36,9 +36,11 @@ import { modelFromSerial } from './model.js';
 import {
   BambuReportState,
   DEFAULT_MAX_REPORT_BYTES,
+  decodeJson,
   liveStatus,
+  NOT_JSON,
   type ParsedReport,
-  parseReportText,
+  parseReportBody,
 } from './report.js';
 
 export interface BambuTimings {
@@ -410,22 +412,21 @@ export class BambuDriver implements PrinterDriver {
       return;
     }
     const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-    let text: string | null = null;
-    if (this.deps.traffic) {
-      text = typeof payload === 'string' ? payload : payload.toString('utf8');
-      this.deps.traffic({ kind: 'mqtt', topic, payload: text });
-    }
+    const text = typeof payload === 'string' ? payload : payload.toString('utf8');
     if (bytes > this.maxReportBytes) {
+      this.deps.traffic?.({ kind: 'mqtt', topic, payload: text });
       this.onData();
       this.onMalformed('oversized');
       return;
     }
-    const decoded = text ?? (typeof payload === 'string' ? payload : payload.toString('utf8'));
-    const parsed = parseReportText(decoded);
+    const body = decodeJson(text);
+    // The one parse of this report, shared with the capture prelude (it would otherwise keep the text to parse later).
+    this.deps.traffic?.({ kind: 'mqtt', topic, payload: text, json: body === NOT_JSON ? undefined : body });
+    const parsed = parseReportBody(body);
     // The model first: a get_version reply that is the first message names the model in printer_connected.
     if (parsed.kind === 'version') this.onVersion(parsed.model);
     this.onData();
-    this.onParsed(parsed, decoded);
+    this.onParsed(parsed, text);
   }
 
   /** Any message: the printer is there. */

@@ -113,12 +113,24 @@ export function parseReport(payload: Buffer | string, maxBytes = DEFAULT_MAX_REP
 
 /** Parse a payload already decoded (its size checked by the caller). Never throws. */
 export function parseReportText(text: string): ParsedReport {
-  let body: unknown;
+  return parseReportBody(decodeJson(text));
+}
+
+/** What JSON.parse made of a payload that is not JSON. */
+export const NOT_JSON: unique symbol = Symbol('not JSON');
+
+/** JSON.parse that answers NOT_JSON instead of throwing. */
+export function decodeJson(text: string): unknown {
   try {
-    body = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    return { kind: 'malformed', reason: 'not_json' };
+    return NOT_JSON;
   }
+}
+
+/** Read a payload already through decodeJson (the driver shares that one parse with the capture prelude). */
+export function parseReportBody(body: unknown): ParsedReport {
+  if (body === NOT_JSON) return { kind: 'malformed', reason: 'not_json' };
   if (!isPlainObject(body)) return { kind: 'malformed', reason: 'not_an_object' };
 
   if ('print' in body) {

@@ -39,7 +39,14 @@ describe('Bambu Lab MQTT connection options', () => {
     const o = connectOptions({ ...base, tls: true, verifyCertificate: true }) as Record<string, unknown>;
     expect(o.rejectUnauthorized).toBe(true);
     expect(o.servername).toBe('01S00C123456789');
-    expect(o.ca).toBe(loadBambuCaBundle());
+    // The bundle goes in through one TLS context that every verifying session shares (the driver tests connect with it).
+    expect(o.secureContext).toBeDefined();
+    const second = connectOptions({ ...base, serial: '01P00A000000001', tls: true, verifyCertificate: true });
+    expect((second as Record<string, unknown>).secureContext).toBe(o.secureContext);
+    const custom = connectOptions({ ...base, tls: true, verifyCertificate: true, ca: 'other anchors' });
+    expect((custom as Record<string, unknown>).secureContext).not.toBe(o.secureContext);
+    const unverified = connectOptions({ ...base, tls: true, verifyCertificate: false }) as Record<string, unknown>;
+    expect(unverified.secureContext).not.toBe(o.secureContext);
   });
 
   it('ships the BBL CA root and the known device intermediates', () => {
