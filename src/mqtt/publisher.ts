@@ -75,6 +75,12 @@ interface PublishedRecord {
 
 const RETAINED: IClientPublishOptions = { qos: 1, retain: true };
 const EVENT: IClientPublishOptions = { qos: 1, retain: false };
+/**
+ * A printer's live state: retained, QoS 0. Each state supersedes the last within seconds and every state is published
+ * again on reconnect, so the broker's acknowledgement buys nothing; on a farm it was one PUBACK to track per printer
+ * and second (bench/farm.ts). zigbee2mqtt publishes device state the same way by default.
+ */
+const LIVE_STATE: IClientPublishOptions = { qos: 0, retain: true };
 
 export class MqttMirror {
   private readonly logger: Logger;
@@ -95,6 +101,7 @@ export class MqttMirror {
   private droppedThisOutage = 0;
   private stopping = false;
   private readonly publishedModels = new Map<string, PrinterModel>();
+  private readonly printersById: ReadonlyMap<string, MirrorPrinter>;
   /** Events dropped from the full queue since start. */
   droppedEvents = 0;
   /** Connections made since start (the first one included). */
@@ -106,6 +113,7 @@ export class MqttMirror {
     this.queueLimit = options.queueLimit ?? 1000;
     this.statsDebounceMs = options.statsDebounceMs ?? 2000;
     this.stateFlushMs = options.stateFlushMs ?? 250;
+    this.printersById = new Map(options.printers.map((printer) => [printer.id, printer]));
   }
 
   get connected(): boolean {
@@ -181,7 +189,7 @@ export class MqttMirror {
     if (!this.connected) return; // everything is re-published on connect
     for (const snapshot of changed) {
       this.pendingStates.set(snapshot.id, snapshot);
-      const printer = this.options.printers.find((p) => p.id === snapshot.id);
+      const printer = this.printersById.get(snapshot.id);
       if (printer && this.options.settings.discovery && this.publishedModels.get(printer.id) !== snapshot.model) {
         this.publishPrinterDiscovery(printer, snapshot.model);
       }
@@ -201,7 +209,7 @@ export class MqttMirror {
     // Disconnected meanwhile: every state is re-published on connect.
     if (this.connected) {
       for (const snapshot of this.pendingStates.values()) {
-        this.send(this.topics.printerState(snapshot.id), JSON.stringify(snapshot), RETAINED);
+        this.send(this.topics.printerState(snapshot.id), JSON.stringify(snapshot), LIVE_STATE);
       }
     }
     this.pendingStates.clear();
@@ -273,7 +281,7 @@ export class MqttMirror {
     // Every state as it is now: a pending (older) one flushed after these would overwrite them.
     this.pendingStates.clear();
     for (const snapshot of this.options.snapshots()) {
-      this.send(this.topics.printerState(snapshot.id), JSON.stringify(snapshot), RETAINED);
+      this.send(this.topics.printerState(snapshot.id), JSON.stringify(snapshot), LIVE_STATE);
     }
   }
 

@@ -159,6 +159,9 @@ describe.skipIf(!haveMosquitto)('MQTT mirror against mosquitto', () => {
       () => JSON.parse(observer.last('printernizer/printers/workshop_x1c/state')?.payload ?? '{}').state === 'FINISH',
       'printer state',
     );
+    // Live state goes out at QoS 0 (superseded within seconds, re-published on every connect); events at QoS 1.
+    const stateQos = observer.on('printernizer/printers/workshop_x1c/state').map((m) => m.qos);
+    expect(new Set(stateQos)).toEqual(new Set([0]));
 
     // What a client connecting now sees: retained state, discovery, never the events.
     const retained = await retainedSnapshot(broker.url);
