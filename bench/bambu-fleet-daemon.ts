@@ -1,6 +1,6 @@
 /**
  * 50 simulated Bambu Lab printers (1 report/s each, TLS) against the real built daemon, started as the add-on starts
- * it (`node --max-semi-space-size=2 dist/src/cli.js run`): the issue 3 targets (under 5% of one core, under 100 MB)
+ * it (the node flags and environment of rootfs/.../run, bench/addon-launch.ts): the issue 3 targets (under 5% of one core, under 100 MB)
  * read off the daemon's own /proc entries, beside an idle Node.js process measured at the same time. The simulators
  * run in a third process so neither they nor the benchmark weigh on the measured one.
  *
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
 import { ACCESS_CODE, spawnSimulators } from './bambu-fleet.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
@@ -21,7 +22,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PRINTERS = sized(50, 3);
 const WARMUP_S = sized(20, 3);
 const MEASURE_S = Number(process.env.BAMBU_DAEMON_BENCH_SECONDS ?? sized(40, 2));
-const DAEMON_FLAGS = ['--max-semi-space-size=2'];
+const DAEMON_FLAGS = addonNodeFlags();
 const CLOCK_TICKS_PER_S = 100;
 
 /** utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
@@ -36,6 +37,7 @@ function startDaemon(configPath: string, dataDir: string): Promise<{ child: Chil
   const child = spawn(process.execPath, [...args, '--port', '0', '--host', '127.0.0.1'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...addonEnvironment(), ...process.env },
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   return new Promise((resolve, reject) => {

@@ -31,6 +31,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { databasePath } from '../src/db/open.js';
+import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
 import { Helper } from './farm-ipc.js';
 import type { ReaderCounts, ReaderOptions } from './farm-reader.js';
 import type {
@@ -45,7 +46,6 @@ import type { BenchRow } from './types.js';
 import { bambuPrinterConfigs, median, round, row, sized, sleep } from './util.js';
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
-const RUN_SCRIPT = join(ROOT, 'rootfs', 'etc', 's6-overlay', 's6-rc.d', 'printernizer-stats', 'run');
 const SIMULATORS = join(ROOT, 'bench', 'farm-simulators.ts');
 const READER = join(ROOT, 'bench', 'farm-reader.ts');
 
@@ -92,19 +92,14 @@ const PRUSA_JOBS = sized(
 const log = (line: string) => process.stderr.write(`[farm] ${line}\n`);
 const loads = () => os.loadavg().map((n) => round(n, 2));
 
+/** What the run script exports (MALLOC_ARENA_MAX), under what the caller set explicitly (trying another value). */
+function launchEnvironment(): NodeJS.ProcessEnv {
+  return { ...addonEnvironment(), ...process.env };
+}
+
 function minutesFromArgs(): number | undefined {
   const i = process.argv.indexOf('--minutes');
   return i >= 0 ? Number(process.argv[i + 1]) : undefined;
-}
-
-/**
- * The node flags the add-on starts the daemon with: read from the s6 `run` script's exec line, so that the benchmark
- * follows a change there (today `--max-semi-space-size=2`).
- */
-export function addonNodeFlags(script = readFileSync(RUN_SCRIPT, 'utf8')): string[] {
-  const exec = /^\s*exec\s+node\s+(.*?)\s*\S*dist\/src\/cli\.js\b/m.exec(script);
-  if (!exec) throw new Error(`no "exec node ... dist/src/cli.js" line in ${RUN_SCRIPT}`);
-  return (exec[1] ?? '').split(/\s+/).filter(Boolean);
 }
 
 /** utime + stime of a process (every thread), in clock ticks (/proc/<pid>/stat fields 14 and 15). */
@@ -138,10 +133,11 @@ function freePort(): Promise<number> {
   });
 }
 
-function helper(name: string, script: string, args: string[], nodeFlags: string[] = []): Helper {
+function helper(name: string, script: string, args: string[], nodeFlags: string[] = [], env = process.env): Helper {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'inherit'],
+    env,
   });
   return new Helper(name, child);
 }
@@ -259,7 +255,7 @@ async function startDaemon(printers: FarmPrinters, brokerUrl: string, flags: str
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...process.env,
+      ...launchEnvironment(),
       // As the image sets them (Dockerfile ENV), and nothing from the caller's shell that would change the daemon.
       NODE_ENV: 'production',
       SQLITE_TMPDIR: os.tmpdir(),
@@ -388,7 +384,7 @@ async function measureIdle(daemon: Daemon, printers: FarmPrinters, flags: string
     password: PASSWORD,
     pollS: POLL_S,
   };
-  const reader = helper('reader', READER, [JSON.stringify(options)], flags);
+  const reader = helper('reader', READER, [JSON.stringify(options)], flags, launchEnvironment());
   try {
     await reader.ready;
     await sleep(IDLE_WARMUP_S * 1000);
@@ -524,7 +520,8 @@ export async function run(): Promise<BenchRow[]> {
   const farmFlags = [
     ...flags,
     ...HEAP_PROBE_FLAGS,
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    // A sample every 4 ms: the 1 ms default doubled the daemon's CPU and blurred what it measured.
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=4000'] : []),
   ];
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-farm-'));
   const loadAtStart = loads();

@@ -20,6 +20,7 @@ import Database from 'better-sqlite3';
 import { databasePath } from '../src/db/open.js';
 import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
 import type { PrusaLinkSimModel, PrusaLinkSimulator } from '../src/simulators/prusalink.js';
+import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
 import { bambuPrinterConfigs, median, round, row, sized, sleep } from './util.js';
@@ -262,7 +263,14 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, DO_NOT_TRACK: '1', HOST: '127.0.0.1', PORT: '', PRINTERNIZER_CONFIG: '' },
+        env: {
+          ...addonEnvironment(),
+          ...process.env,
+          DO_NOT_TRACK: '1',
+          HOST: '127.0.0.1',
+          PORT: '',
+          PRINTERNIZER_CONFIG: '',
+        },
       },
     );
     daemon = child;
@@ -448,7 +456,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.exit(0);
 }
 
-/** As rootfs/.../run starts the daemon: a small young generation keeps RSS steady under a steady allocation rate. */
+/** As rootfs/.../run starts the daemon (its node flags), unless SOAK_DAEMON_FLAGS tries others. */
 function daemonFlags(): string[] {
-  return (process.env.SOAK_DAEMON_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean);
+  const override = process.env.SOAK_DAEMON_FLAGS;
+  return override === undefined ? addonNodeFlags() : override.split(' ').filter(Boolean);
 }

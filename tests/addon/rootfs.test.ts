@@ -44,7 +44,7 @@ describe('rootfs s6-overlay service', () => {
   it('run ends by exec-ing the built daemon on /data', () => {
     const lines = readFileSync(join(service, 'run'), 'utf8').trim().split('\n');
     expect(lines.at(-1)).toBe(
-      'exec node --max-semi-space-size=2 /opt/printernizer-stats/dist/src/cli.js run --data-dir /data',
+      'exec node --max-semi-space-size=2 --heap-growing-percent=50 --single-threaded-gc /opt/printernizer-stats/dist/src/cli.js run --data-dir /data',
     );
   });
 

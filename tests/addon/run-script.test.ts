@@ -109,6 +109,7 @@ interface Started {
   mqtt_username: string | null;
   mqtt_password: string | null;
   supervisor_token: string | null;
+  malloc_arena_max: string | null;
 }
 
 /** Runs `run` as `/command/with-contenv bashio run` would, with /data/options.json replaced by `options`. */
@@ -141,6 +142,8 @@ const mqttOptions = (mqtt: Record<string, unknown>) => ({
 
 const DAEMON_ARGV = [
   '--max-semi-space-size=2',
+  '--heap-growing-percent=50',
+  '--single-threaded-gc',
   '/opt/printernizer-stats/dist/src/cli.js',
   'run',
   '--data-dir',
@@ -158,6 +161,7 @@ describe('run (add-on)', () => {
       mqtt_username: 'addons',
       mqtt_password: MOSQUITTO.password,
       supervisor_token: TOKEN,
+      malloc_arena_max: '2',
     });
     expect(supervisor.requests.length).toBeGreaterThan(0);
     expect(supervisor.requests.every((r) => r.authorized && r.method === 'GET')).toBe(true);
@@ -224,6 +228,7 @@ describe('run (plain Docker, no Supervisor)', () => {
       mqtt_username: null,
       mqtt_password: null,
       supervisor_token: null,
+      malloc_arena_max: '2',
     });
   });
 });

@@ -83,7 +83,11 @@ export function connectOptions(s: ConnectionSettings): IClientOptions {
     if (s.verifyCertificate) {
       // The printer's certificate has CN = serial, so the serial is the name to check (OpenBambuAPI examples/mqtt.js).
       const ca = s.ca ?? loadBambuCaBundle() ?? undefined;
-      Object.assign(options, { secureContext: sharedSecureContext(ca), servername: s.serial, rejectUnauthorized: true });
+      Object.assign(options, {
+        secureContext: sharedSecureContext(ca),
+        servername: s.serial,
+        rejectUnauthorized: true,
+      });
     } else {
       Object.assign(options, { secureContext: sharedSecureContext(undefined), rejectUnauthorized: false });
     }
