@@ -52,6 +52,13 @@ export interface TypeTotalRow {
   duration_seconds: number | null;
 }
 
+/** Events of one type in one hour: `hour` is the timestamp's first 13 characters ("2026-12-01T20", UTC). */
+export interface HourCountRow {
+  hour: string;
+  event_type: EventType;
+  events: number;
+}
+
 /**
  * What this connection last saw of the events: another connection's commit changes `dataVersion` (PRAGMA
  * data_version), any change of its own adds to `ownChanges` (total_changes()).
@@ -223,6 +230,17 @@ export class UsageRepository {
          FROM usage_events GROUP BY event_type`,
       )
       .all() as TypeTotalRow[];
+  }
+
+  /** Events per hour and type from `start` on (EventTotals keeps the recent window from it). */
+  hourlyCountsSince(start: string): HourCountRow[] {
+    // Timestamps are toISOString() output, UTC with a Z, so their first 13 characters name the hour.
+    return this.db
+      .prepare(
+        `SELECT substr(timestamp, 1, 13) AS hour, event_type, COUNT(*) AS events
+         FROM usage_events INDEXED BY idx_usage_events_timestamp WHERE timestamp >= ? GROUP BY 1, 2`,
+      )
+      .all(start) as HourCountRow[];
   }
 
   contentVersion(): ContentVersion {

@@ -246,7 +246,7 @@ export class UsageStatsService {
       }
       return null;
     }
-    this.totals.recorded(entry.event_type, entry.metadata);
+    this.totals.recorded(entry.event_type, entry.metadata, entry.timestamp);
     const event: UsageEvent = { id, ...entry, submitted: false, submitted_at: null };
     // After the commit: one line per stored event (id and type only), so a crash test can prove none is lost.
     this.logger.debug({ event_id: id, event_type: entry.event_type }, 'event recorded');
@@ -376,8 +376,7 @@ export class UsageStatsService {
   }
 
   getLocalStats(): LocalStats {
-    const weekAgo = new Date(this.now().getTime() - 7 * 86_400_000).toISOString();
-    const week = this.repository.countsByType({ start: weekAgo });
+    const week = this.totals.countsSince(new Date(this.now().getTime() - 7 * 86_400_000));
     const byType = this.totals.countsByType();
     const total = this.totals.totalEvents();
     return {

@@ -106,3 +106,78 @@ describe('all-time totals (GET /local and the MQTT summary)', () => {
     });
   });
 });
+
+describe('this week’s counts (the last 7 days, GET /local and the MQTT summary)', () => {
+  const WEEK_MS = 7 * 86_400_000;
+  /** What `this_week` means, from a plain count of the window. */
+  function weekFromCount(repository: ReturnType<typeof setup>['repository'], now: Date) {
+    const c = repository.countsByType({ start: new Date(now.getTime() - WEEK_MS).toISOString() });
+    return {
+      job_count: c.job_created ?? 0,
+      job_completed_count: c.job_completed ?? 0,
+      job_failed_count: c.job_failed ?? 0,
+      file_count: (c.file_uploaded ?? 0) + (c.file_downloaded ?? 0),
+      upload_count: c.file_uploaded ?? 0,
+      error_count: c.error_occurred ?? 0,
+      printer_connect_count: c.printer_connected ?? 0,
+    };
+  }
+
+  it('match a count of the window at every read, as the window moves across hours and days', () => {
+    const { service, repository, clock } = setup();
+    service.getLocalStats(); // loaded once, here
+    const fullLoads = vi.spyOn(repository, 'totalsByType');
+    const hourlyLoads = vi.spyOn(repository, 'hourlyCountsSince');
+    const windowReads = vi.spyOn(repository, 'countsByType');
+    let step = 0;
+    // Nine days in steps of 37 minutes: events land in every part of an hour, and leave the window at every part.
+    for (let t = 0; t < 9 * 86_400_000; t += 37 * 60_000, step++) {
+      clock.advance(37 * 60_000);
+      service.recordEvent('job_created', META);
+      if (step % 3 === 0) service.recordEvent('job_completed', { ...META, duration_seconds: 60 });
+      if (step % 5 === 0) service.recordEvent('file_uploaded', { ...META, file_type: '3mf' });
+      if (step % 7 === 0) service.recordEvent('error_occurred', { error_type: 'printer_error', component: 'bambu_mqtt' });
+      if (step % 4 === 0) {
+        const expected = weekFromCount(repository, clock.now());
+        windowReads.mockClear();
+        expect(service.getLocalStats().this_week).toEqual(expected);
+        // Only the hour the window starts in is read from the database.
+        for (const [filter] of windowReads.mock.calls) {
+          const span = Date.parse(filter?.end ?? '') - Date.parse(filter?.start ?? '');
+          expect(span).toBeLessThan(3_600_000);
+        }
+      }
+    }
+    expect(service.getLocalStats().this_week.job_count).toBeGreaterThan(200);
+    expect(fullLoads).not.toHaveBeenCalled();
+    expect(hourlyLoads).not.toHaveBeenCalled();
+  });
+
+  it('count again after a change from elsewhere, and read an hour boundary exactly once', () => {
+    const { service, repository, clock, path } = setup();
+    clock.set('2026-11-10T12:00:00.000Z');
+    service.recordEvent('job_created', META); // exactly on the hour
+    clock.set('2026-11-10T12:59:59.999Z');
+    service.recordEvent('job_created', META);
+    clock.set('2026-11-17T12:00:00.000Z'); // the window starts exactly at the first event
+    expect(service.getLocalStats().this_week.job_count).toBe(2);
+    clock.set('2026-11-17T12:00:00.001Z');
+    expect(service.getLocalStats().this_week.job_count).toBe(1);
+    clock.set('2026-11-17T13:00:00.000Z');
+    expect(service.getLocalStats().this_week.job_count).toBe(0);
+
+    service.recordEvent('job_failed', { ...META, duration_seconds: 5, failure_type: 'failed' });
+    const other = openDatabase(path);
+    try {
+      other
+        .prepare(
+          "INSERT INTO usage_events (id, event_type, timestamp, metadata, submitted, created_at) VALUES ('cli', 'job_created', ?, ?, 0, ?)",
+        )
+        .run('2026-11-16T08:30:00.000Z', JSON.stringify(META), '2026-11-16T08:30:00.000Z');
+    } finally {
+      other.close();
+    }
+    expect(service.getLocalStats().this_week).toEqual(weekFromCount(repository, clock.now()));
+    expect(service.getLocalStats().this_week).toMatchObject({ job_count: 1, job_failed_count: 1 });
+  });
+});
