@@ -27,6 +27,16 @@ function floorHour(ms: number): number {
   return Math.floor(ms / HOUR_MS) * HOUR_MS;
 }
 
+/** The counts of one hour, created empty the first time. */
+function hourBucket(hours: Map<number, Counts>, hour: number): Counts {
+  let bucket = hours.get(hour);
+  if (!bucket) {
+    bucket = new Map();
+    hours.set(hour, bucket);
+  }
+  return bucket;
+}
+
 function increment(counts: Counts, type: EventType, n = 1): void {
   counts.set(type, (counts.get(type) ?? 0) + n);
 }
@@ -99,10 +109,7 @@ export class EventTotals {
     if (typeof seconds === 'number' && Number.isFinite(seconds)) this.printSeconds += seconds;
     const at = Date.parse(timestamp);
     if (this.hourly && Number.isFinite(at) && floorHour(at) >= this.hourly.from) {
-      const hour = floorHour(at);
-      let bucket = this.hourly.hours.get(hour);
-      if (!bucket) this.hourly.hours.set(hour, (bucket = new Map()));
-      increment(bucket, eventType);
+      increment(hourBucket(this.hourly.hours, floorHour(at)), eventType);
     }
     this.seen = now;
   }
@@ -136,9 +143,7 @@ export class EventTotals {
     for (const row of this.repository.hourlyCountsSince(new Date(from).toISOString())) {
       const hour = Date.parse(`${row.hour}:00:00.000Z`);
       if (!Number.isFinite(hour)) continue;
-      let bucket = hours.get(hour);
-      if (!bucket) hours.set(hour, (bucket = new Map()));
-      increment(bucket, row.event_type, row.events);
+      increment(hourBucket(hours, hour), row.event_type, row.events);
     }
     return { from, hours };
   }

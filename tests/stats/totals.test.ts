@@ -136,7 +136,8 @@ describe('this week’s counts (the last 7 days, GET /local and the MQTT summary
       service.recordEvent('job_created', META);
       if (step % 3 === 0) service.recordEvent('job_completed', { ...META, duration_seconds: 60 });
       if (step % 5 === 0) service.recordEvent('file_uploaded', { ...META, file_type: '3mf' });
-      if (step % 7 === 0) service.recordEvent('error_occurred', { error_type: 'printer_error', component: 'bambu_mqtt' });
+      if (step % 7 === 0)
+        service.recordEvent('error_occurred', { error_type: 'printer_error', component: 'bambu_mqtt' });
       if (step % 4 === 0) {
         const expected = weekFromCount(repository, clock.now());
         windowReads.mockClear();
