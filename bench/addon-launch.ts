@@ -25,6 +25,16 @@ export function addonNodeFlags(script = readFileSync(RUN_SCRIPT, 'utf8')): strin
   return (exec[1] ?? '').split(/\s+/).filter(Boolean);
 }
 
+/** The add-on's node flags, or `override` (space-separated) when a benchmark is asked to try others. */
+export function daemonNodeFlags(override: string | undefined): string[] {
+  return override === undefined ? addonNodeFlags() : override.split(' ').filter(Boolean);
+}
+
+/** The environment to start the daemon in: what the script exports, under what the caller set (trying another value). */
+export function addonLaunchEnvironment(): NodeJS.ProcessEnv {
+  return { ...addonEnvironment(), ...process.env };
+}
+
 /** `export NAME=value` lines at the top level of the script (not indented: the conditional ones are Supervisor-only). */
 export function addonEnvironment(script = readFileSync(RUN_SCRIPT, 'utf8')): Record<string, string> {
   const env: Record<string, string> = {};

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
+import { addonLaunchEnvironment, addonNodeFlags } from './addon-launch.js';
 import { ACCESS_CODE, spawnSimulators } from './bambu-fleet.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
@@ -37,7 +37,7 @@ function startDaemon(configPath: string, dataDir: string): Promise<{ child: Chil
   const child = spawn(process.execPath, [...args, '--port', '0', '--host', '127.0.0.1'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...addonEnvironment(), ...process.env },
+    env: addonLaunchEnvironment(),
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   return new Promise((resolve, reject) => {

@@ -31,7 +31,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { databasePath } from '../src/db/open.js';
-import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
+import { addonLaunchEnvironment, daemonNodeFlags } from './addon-launch.js';
 import { Helper } from './farm-ipc.js';
 import type { ReaderCounts, ReaderOptions } from './farm-reader.js';
 import type {
@@ -91,11 +91,6 @@ const PRUSA_JOBS = sized(
 
 const log = (line: string) => process.stderr.write(`[farm] ${line}\n`);
 const loads = () => os.loadavg().map((n) => round(n, 2));
-
-/** What the run script exports (MALLOC_ARENA_MAX), under what the caller set explicitly (trying another value). */
-function launchEnvironment(): NodeJS.ProcessEnv {
-  return { ...addonEnvironment(), ...process.env };
-}
 
 function minutesFromArgs(): number | undefined {
   const i = process.argv.indexOf('--minutes');
@@ -255,7 +250,7 @@ async function startDaemon(printers: FarmPrinters, brokerUrl: string, flags: str
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...launchEnvironment(),
+      ...addonLaunchEnvironment(),
       // As the image sets them (Dockerfile ENV), and nothing from the caller's shell that would change the daemon.
       NODE_ENV: 'production',
       SQLITE_TMPDIR: os.tmpdir(),
@@ -384,7 +379,7 @@ async function measureIdle(daemon: Daemon, printers: FarmPrinters, flags: string
     password: PASSWORD,
     pollS: POLL_S,
   };
-  const reader = helper('reader', READER, [JSON.stringify(options)], flags, launchEnvironment());
+  const reader = helper('reader', READER, [JSON.stringify(options)], flags, addonLaunchEnvironment());
   try {
     await reader.ready;
     await sleep(IDLE_WARMUP_S * 1000);
@@ -515,7 +510,7 @@ export async function run(): Promise<BenchRow[]> {
   const built = build();
   // FARM_DAEMON_FLAGS replaces the add-on's flags for the daemon and the reader (trying another V8 setting).
   const override = process.env.FARM_DAEMON_FLAGS;
-  const flags = override === undefined ? addonNodeFlags() : override.split(' ').filter(Boolean);
+  const flags = daemonNodeFlags(override);
   const profileDir = process.env.FARM_CPU_PROF;
   const farmFlags = [
     ...flags,

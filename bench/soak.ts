@@ -20,7 +20,7 @@ import Database from 'better-sqlite3';
 import { databasePath } from '../src/db/open.js';
 import type { BambuSimulator, SimulatedModel } from '../src/simulators/bambu.js';
 import type { PrusaLinkSimModel, PrusaLinkSimulator } from '../src/simulators/prusalink.js';
-import { addonEnvironment, addonNodeFlags } from './addon-launch.js';
+import { addonLaunchEnvironment, daemonNodeFlags } from './addon-launch.js';
 import { build, procStatus } from './idle-memory.js';
 import type { BenchRow } from './types.js';
 import { bambuPrinterConfigs, median, round, row, sized, sleep } from './util.js';
@@ -264,8 +264,7 @@ export async function run(opts: SoakOptions = {}): Promise<BenchRow[]> {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: {
-          ...addonEnvironment(),
-          ...process.env,
+          ...addonLaunchEnvironment(),
           DO_NOT_TRACK: '1',
           HOST: '127.0.0.1',
           PORT: '',
@@ -458,6 +457,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
 
 /** As rootfs/.../run starts the daemon (its node flags), unless SOAK_DAEMON_FLAGS tries others. */
 function daemonFlags(): string[] {
-  const override = process.env.SOAK_DAEMON_FLAGS;
-  return override === undefined ? addonNodeFlags() : override.split(' ').filter(Boolean);
+  return daemonNodeFlags(process.env.SOAK_DAEMON_FLAGS);
 }

@@ -7,6 +7,7 @@
  * one full report (P1 and A1 send only changes). PrusaLink: the last answer of each path (version, status, job, storage
  * listings), every poll being a full answer. What is kept is redacted only when a capture writes it.
  */
+import { isStatusCommand } from '../printers/bambu/report.js';
 import type { RawTraffic } from '../printers/types.js';
 import { parseObject } from './printer-facts.js';
 
@@ -67,8 +68,7 @@ function statusReportOf(entry: MqttTraffic): Record<string, unknown> | null {
   if (typeof body !== 'object' || body === null) return null;
   const print = (body as { print?: unknown }).print;
   if (typeof print !== 'object' || print === null || Array.isArray(print)) return null;
-  const command = (print as { command?: unknown }).command;
-  return command === 'push_status' || command === undefined ? (print as Record<string, unknown>) : null;
+  return isStatusCommand((print as { command?: unknown }).command) ? (print as Record<string, unknown>) : null;
 }
 
 /** Paths in the order a driver asks for them after (re)connecting. */

@@ -111,7 +111,7 @@ export type RecordedListener = (event: UsageEvent) => void;
 
 export class UsageStatsService {
   private readonly repository: UsageRepository;
-  /** All-time counts and printing time, kept current (a farm's year of events is too many to recount per read). */
+  /** All-time and this week's counts and printing time, kept current (a farm's events are too many to recount per read). */
   private readonly totals: EventTotals;
   private readonly logger: Logger;
   private readonly env: NodeJS.ProcessEnv;
@@ -378,7 +378,7 @@ export class UsageStatsService {
   getLocalStats(): LocalStats {
     const week = this.totals.countsSince(new Date(this.now().getTime() - 7 * 86_400_000));
     const byType = this.totals.countsByType();
-    const total = this.totals.totalEvents();
+    const total = Object.values(byType).reduce((sum, n) => sum + (n ?? 0), 0);
     return {
       installation_id: this.installationId(),
       first_seen: this.repository.getSetting(SETTINGS.firstSeen),

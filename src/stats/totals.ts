@@ -54,12 +54,6 @@ export class EventTotals {
     return Object.fromEntries(this.current());
   }
 
-  totalEvents(): number {
-    let total = 0;
-    for (const n of this.current().values()) total += n;
-    return total;
-  }
-
   /** Printing time of every stored event that carries one (job_completed, job_failed), in seconds. */
   totalPrintSeconds(): number {
     this.current();
@@ -73,16 +67,17 @@ export class EventTotals {
   countsSince(since: Date): Partial<Record<EventType, number>> {
     this.current();
     const sinceMs = since.getTime();
+    const startHour = floorHour(sinceMs);
     const firstWholeHour = Math.ceil(sinceMs / HOUR_MS) * HOUR_MS;
     let hourly = this.hourly;
-    if (!hourly || hourly.from > floorHour(sinceMs)) hourly = this.hourly = this.loadHourly(floorHour(sinceMs));
+    if (!hourly || hourly.from > startHour) hourly = this.hourly = this.loadHourly(startHour);
     const out: Counts = new Map();
     for (const [hour, counts] of hourly.hours) {
       if (hour >= firstWholeHour) for (const [type, n] of counts) increment(out, type, n);
       // Hours wholly before the window are done with: the window only moves forward.
-      else if (hour < floorHour(sinceMs)) hourly.hours.delete(hour);
+      else if (hour < startHour) hourly.hours.delete(hour);
     }
-    hourly.from = Math.max(hourly.from, floorHour(sinceMs));
+    hourly.from = Math.max(hourly.from, startHour);
     if (firstWholeHour > sinceMs) {
       // Timestamps carry milliseconds (toISOString), so "before the next hour" is "at most 1 ms before it".
       const partial = this.repository.countsByType({

@@ -128,6 +128,14 @@ export function decodeJson(text: string): unknown {
   }
 }
 
+/**
+ * Whether a `print` object with this command is state. Acks always echo their command; a print object without one is
+ * state too: on cancel the printer sends just {"print": {"print_error": 50348044}} (ha-bambulab models.py).
+ */
+export function isStatusCommand(command: unknown): boolean {
+  return command === 'push_status' || command === undefined;
+}
+
 /** Read a payload already through decodeJson (the driver shares that one parse with the capture prelude). */
 export function parseReportBody(body: unknown): ParsedReport {
   if (body === NOT_JSON) return { kind: 'malformed', reason: 'not_json' };
@@ -137,9 +145,7 @@ export function parseReportBody(body: unknown): ParsedReport {
     const print = body.print;
     if (!isPlainObject(print)) return { kind: 'malformed', reason: 'bad_print' };
     const command = print.command;
-    // A print object without a command is state too: on cancel the printer sends just
-    // {"print": {"print_error": 50348044}} (ha-bambulab models.py). Acks always echo their command.
-    if (command === 'push_status' || command === undefined) {
+    if (isStatusCommand(command)) {
       const fields = printFieldsSchema.parse(print);
       const full = fields.msg === 0 || (fields.msg === undefined && Object.keys(print).length >= FULL_REPORT_MIN_KEYS);
       return { kind: 'status', full, fields };
